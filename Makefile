@@ -1,0 +1,39 @@
+# ucspi-tls-wrap: build, test, demo.
+VERSION := $(shell node -p "require('./package.json').version")
+MARKED_MAN := node_modules/.bin/marked-man
+TSC := node_modules/.bin/tsc
+TAP := node_modules/.bin/tap
+SOURCES := $(wildcard src/*.ts test/*.ts)
+MANPAGES := man/ucspi-tls-wrap.1
+
+.PHONY: all build man check deps test-deps demo clean
+
+all: build man
+
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund
+	touch $@
+
+build: build/.stamp
+build/.stamp: node_modules/.installed tsconfig.json $(SOURCES)
+	$(TSC) -p .
+	@grep -q "const VERSION = '$(VERSION)'" src/main.ts || { echo "src/main.ts VERSION differs from package.json ($(VERSION))" >&2; exit 1; }
+	touch $@
+
+man: $(MANPAGES)
+man/%.1: man/%.1.md node_modules/.installed
+	$(MARKED_MAN) --no-breaks --version "$(VERSION)" --manual "User Commands" $< > $@
+
+# What the tests drive: launchers, clients and a mail server, from Debian.
+test-deps:
+	sh scripts/install-debian-packages openssl ucspi-tcp socat xinetd gnutls-bin swaks libnet-ssleay-perl mailfront
+
+check: test-deps all
+	$(TAP) build/test/*.test.js
+
+demo: all
+	sh scripts/install-debian-packages openssl ucspi-tcp
+	sh demo/run
+
+clean:
+	rm -rf build $(MANPAGES)

@@ -1,0 +1,33 @@
+// The app's environment. Pure.
+import { HELPER_ENV } from './options';
+
+/** fd numbers the app is given for the UCSPI-TLS channels. */
+export const CTL_FD = 3;
+export const READ_FD = 4;
+export const WRITE_FD = 5;
+
+const SYSTEMD_ENV = ['LISTEN_FDS', 'LISTEN_PID', 'LISTEN_FDNAMES'];
+
+export interface EnvOptions {
+  keepEnv: boolean;
+  /** The connection came as a systemd fd: the app gets it on 0/1, not as LISTEN_FDS. */
+  fromListenFd: boolean;
+}
+
+export function appEnvironment(
+  env: Readonly<Record<string, string | undefined>>,
+  opts: EnvOptions,
+): Record<string, string> {
+  const drop = new Set<string>();
+  if (!opts.keepEnv) for (const n of HELPER_ENV) drop.add(n);
+  if (opts.fromListenFd) for (const n of SYSTEMD_ENV) drop.add(n);
+  const out: Record<string, string> = {};
+  for (const [k, v] of Object.entries(env)) {
+    if (v === undefined || drop.has(k)) continue;
+    out[k] = v;
+  }
+  out.SSLCTLFD = String(CTL_FD);
+  out.SSLREADFD = String(READ_FD);
+  out.SSLWRITEFD = String(WRITE_FD);
+  return out;
+}
