@@ -49,10 +49,11 @@ export function startEngine(e: EngineInput): Engine {
 
   let counts: (() => { toApp: number; toClient: number }) | undefined;
   let commanded = false;
+  // The control socket last: an app that sees its EOF must find both pipes already closed.
   const closeChannels = (): void => {
-    app.ctl.destroy();
-    app.toApp.destroy();
     app.fromApp.destroy();
+    app.toApp.destroy();
+    app.ctl.destroy();
   };
   app.ctl.on('error', () => {}); // the app's side went away: same as EOF
   app.toApp.on('error', () => {});

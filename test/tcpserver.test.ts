@@ -78,13 +78,13 @@ t.test('STARTTLS with Node tls: Y reply, fds, flags, environment, exit status', 
   t.ok(await allGone([pid, helperPid]), 'no process left');
 });
 
-t.test('openssl s_client -starttls smtp, TLS 1.2: secure renegotiation and a line both ways', async (t) => {
+t.test('openssl s_client -starttls smtp, TLS 1.2: secure renegotiation, a line both ways, close_notify', async (t) => {
   const dir = tempDir(t);
   const certs = makeCert(dir);
   const port = await freePort();
   const srv = await tcpserver(port, baseEnv(certs, { REPORT: dir }), [HELPER, APP]);
   t.teardown(() => srv.stop());
-  const r = spawnSync('openssl', ['s_client', '-tls1_2', '-starttls', 'smtp', '-connect', `127.0.0.1:${port}`, '-servername', 'mail.example.test', '-ign_eof'], {
+  const r = spawnSync('openssl', ['s_client', '-tls1_2', '-starttls', 'smtp', '-connect', `127.0.0.1:${port}`, '-servername', 'mail.example.test', '-ign_eof', '-msg'], {
     input: 'NOOP\r\nQUIT\r\n',
     encoding: 'latin1',
     timeout: 20000,
@@ -92,6 +92,7 @@ t.test('openssl s_client -starttls smtp, TLS 1.2: secure renegotiation and a lin
   t.match(r.stdout, /250 yes NOOP/);
   t.match(r.stdout, /221 bye/);
   t.match(r.stdout, /Protocol\s*: TLSv1\.2/);
+  t.match(r.stdout, /221 bye[^]*<<< TLS 1\.2, Alert \[length 0002\], warning close_notify/, 'the app closing its side sends close_notify');
   await waitFor(join(dir, 'state'));
   const v = replyVars(readFileSync(join(dir, 'reply')));
   t.equal(v.get('SSL_PROTOCOL'), 'TLSv1.2');
