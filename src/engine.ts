@@ -97,7 +97,6 @@ export function startEngine(e: EngineInput): Engine {
     if (withInfo) app.ctl.end(encodeReply(collectVars(tls, done)));
     else app.ctl.end();
     counts = relay(tls, app.toApp, app.fromApp, {
-      inboundDone: () => {},
       outboundDone: () => e.hooks.outboundDone(),
       log: (m) => log.info(m),
     });

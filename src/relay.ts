@@ -5,8 +5,6 @@ import type { TLSSocket } from 'node:tls';
 import { describeError } from './handshake';
 
 export interface RelayEvents {
-  /** Client to app finished: EOF delivered to the app, or nobody reads any more. */
-  inboundDone(): void;
   /** App to client finished: close_notify and FIN sent after the last byte, or the client is gone. */
   outboundDone(): void;
   log(message: string): void;
@@ -18,14 +16,7 @@ export interface RelayCounts {
 }
 
 export function relay(tls: TLSSocket, toApp: Socket, fromApp: Socket, ev: RelayEvents): () => RelayCounts {
-  let inDone = false;
   let outDone = false;
-  const inbound = (): void => {
-    if (!inDone) {
-      inDone = true;
-      ev.inboundDone();
-    }
-  };
   const outbound = (): void => {
     if (!outDone) {
       outDone = true;
@@ -35,13 +26,11 @@ export function relay(tls: TLSSocket, toApp: Socket, fromApp: Socket, ev: RelayE
 
   // client -> app
   tls.pipe(toApp);
-  toApp.on('finish', inbound);
   toApp.on('error', (e) => {
     // The app closed its read end: it wants no more; drain the client so TLS keeps going out.
     ev.log(`app stopped reading: ${describeError(e)}`);
     tls.unpipe(toApp);
     tls.resume();
-    inbound();
   });
 
   // app -> client: end() sends close_notify, then shuts the TCP write side.

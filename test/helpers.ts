@@ -1,7 +1,7 @@
 // Shared by the end-to-end tests: certificates, launchers, clients, reports.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { connect, createServer, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -246,8 +246,4 @@ export async function allGone(pids: number[], ms = 5000): Promise<boolean> {
     await sleep(20);
   }
   return false;
-}
-
-export function writeFile(path: string, text: string): void {
-  writeFileSync(path, text);
 }
