@@ -2,6 +2,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { constants } from 'node:os';
 import type { Socket } from 'node:net';
+import type { Ids } from './options';
 
 export interface AppFds {
   stdin: number;
@@ -17,12 +18,14 @@ export interface App {
   fromApp: Socket;
 }
 
-export function spawnApp(argv: readonly string[], env: Record<string, string>, fds: AppFds): App {
+export function spawnApp(argv: readonly string[], env: Record<string, string>, fds: AppFds, ids?: Ids): App {
   const [file, ...args] = argv as [string, ...string[]];
   // Index 3, 4, 5 become SSLCTLFD, SSLREADFD, SSLWRITEFD: AF_UNIX stream sockets, blocking on the app's side.
   const child = spawn(file, args, {
     env,
     stdio: [fds.stdin, fds.stdout, fds.stderr, 'pipe', 'pipe', 'pipe'],
+    // libuv also clears the supplementary groups when it changes ids.
+    ...(ids !== undefined ? { uid: ids.uid, gid: ids.gid } : {}),
   });
   const s = child.stdio as unknown as Array<Socket | null>;
   return { child, ctl: s[3]!, toApp: s[4]!, fromApp: s[5]! };

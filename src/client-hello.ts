@@ -1,19 +1,32 @@
-// A look at the client's first TLS record before OpenSSL gets it, for what Node does not
-// expose (whether the client offered secure renegotiation) and for a clear log line when
-// the client does not speak TLS at all. Pure.
+// A look at the client's first TLS record before OpenSSL gets it: for what Node does not
+// expose (whether the client offered secure renegotiation), for choosing the certificate
+// (server name, signature algorithms), and for a clear log line when the client does not
+// speak TLS at all. Pure.
 
 export type Hello =
   | { kind: 'need-more' }
   | { kind: 'not-tls'; looksLike: string }
   /** A TLS record we could not read to the end of the extensions: let OpenSSL judge it. */
   | { kind: 'opaque' }
-  | { kind: 'hello'; renegotiationInfo: boolean; serverName?: string };
+  | ({ kind: 'hello' } & HelloInfo);
+
+export interface HelloInfo {
+  renegotiationInfo: boolean;
+  serverName?: string;
+  cipherSuites: number[];
+  /** signature_algorithms; absent when the client sent none (then TLS 1.2 means RSA with SHA-1). */
+  sigAlgs?: number[];
+  /** supported_versions; absent from clients that know nothing past TLS 1.2. */
+  versions?: number[];
+}
 
 const RECORD_HEADER = 5;
 const HANDSHAKE = 0x16;
 const CLIENT_HELLO = 0x01;
 const EXT_SERVER_NAME = 0x0000;
 const EXT_RENEGOTIATION_INFO = 0xff01;
+const EXT_SIGNATURE_ALGORITHMS = 0x000d;
+const EXT_SUPPORTED_VERSIONS = 0x002b;
 const SCSV = 0x00ff;
 
 function describe(b: Buffer): string {
@@ -47,12 +60,12 @@ function parseHello(rec: Buffer): Hello {
   let p = 4 + 2 + 32;
   p += 1 + rec[p]!; // session id
   const suitesLen = rec.readUInt16BE(p);
-  let renegotiationInfo = false;
-  for (let i = p + 2; i < p + 2 + suitesLen; i += 2) if (rec.readUInt16BE(i) === SCSV) renegotiationInfo = true;
+  const out: HelloInfo & { kind: 'hello' } = { kind: 'hello', renegotiationInfo: false, cipherSuites: [] };
+  for (let i = p + 2; i < p + 2 + suitesLen; i += 2) out.cipherSuites.push(rec.readUInt16BE(i));
+  if (out.cipherSuites.includes(SCSV)) out.renegotiationInfo = true;
   p += 2 + suitesLen;
   p += 1 + rec[p]!; // compression methods
   const end = 4 + bodyLen;
-  let serverName: string | undefined;
   if (p + 2 <= end) {
     const extEnd = p + 2 + rec.readUInt16BE(p);
     p += 2;
@@ -60,14 +73,20 @@ function parseHello(rec: Buffer): Hello {
       const type = rec.readUInt16BE(p);
       const len = rec.readUInt16BE(p + 2);
       const data = rec.subarray(p + 4, p + 4 + len);
-      if (type === EXT_RENEGOTIATION_INFO) renegotiationInfo = true;
+      if (type === EXT_RENEGOTIATION_INFO) out.renegotiationInfo = true;
       if (type === EXT_SERVER_NAME && data.length >= 5 && data[2] === 0) {
-        serverName = data.subarray(5, 5 + data.readUInt16BE(3)).toString('latin1');
+        out.serverName = data.subarray(5, 5 + data.readUInt16BE(3)).toString('latin1');
       }
+      if (type === EXT_SIGNATURE_ALGORITHMS && data.length >= 2) out.sigAlgs = u16List(data.subarray(2, 2 + data.readUInt16BE(0)));
+      if (type === EXT_SUPPORTED_VERSIONS && data.length >= 1) out.versions = u16List(data.subarray(1, 1 + data[0]!));
       p += 4 + len;
     }
   }
-  const out: Hello = { kind: 'hello', renegotiationInfo };
-  if (serverName !== undefined) out.serverName = serverName;
+  return out;
+}
+
+function u16List(b: Buffer): number[] {
+  const out: number[] = [];
+  for (let i = 0; i + 1 < b.length; i += 2) out.push(b.readUInt16BE(i));
   return out;
 }

@@ -108,13 +108,24 @@ export function text(buf: Uint8Array, t: Tlv): string {
 
 const MONTHS = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];
 
-/** UTCTime/GeneralizedTime as OpenSSL's ASN1_TIME_print writes it: `Nov  4 18:38:51 2026 GMT`. */
-export function time(buf: Uint8Array, t: Tlv): string {
+function timeParts(buf: Uint8Array, t: Tlv): { year: number; m: RegExpExecArray; s: string } {
   const s = bytes(buf, t).toString('latin1');
   const m = /^(\d{2}|\d{4})(\d{2})(\d{2})(\d{2})(\d{2})(\d{2})?(?:\.\d+)?Z$/.exec(s);
   if (m === null) throw new DerError(`bad time ${JSON.stringify(s)}`);
   let year = Number(m[1]);
   if (t.tag === TAG.UTC_TIME) year += year < 50 ? 2000 : 1900;
+  return { year, m, s };
+}
+
+/** UTCTime/GeneralizedTime as milliseconds since the epoch. */
+export function epochMs(buf: Uint8Array, t: Tlv): number {
+  const { year, m } = timeParts(buf, t);
+  return Date.UTC(year, Number(m[2]) - 1, Number(m[3]), Number(m[4]), Number(m[5]), Number(m[6] ?? 0));
+}
+
+/** UTCTime/GeneralizedTime as OpenSSL's ASN1_TIME_print writes it: `Nov  4 18:38:51 2026 GMT`. */
+export function time(buf: Uint8Array, t: Tlv): string {
+  const { year, m, s } = timeParts(buf, t);
   const month = MONTHS[Number(m[2]) - 1];
   if (month === undefined) throw new DerError(`bad month in ${JSON.stringify(s)}`);
   const day = String(Number(m[3])).padStart(2, ' ');

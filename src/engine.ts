@@ -1,20 +1,29 @@
 // The TLS side of one connection: wait for the app's command, run the handshake, send the
 // reply, close the control socket, relay. Loaded after the app is running, so loading
 // OpenSSL and building the context happen while the app talks plaintext.
-import type { SecureContext, TLSSocket } from 'node:tls';
+import { createHash } from 'node:crypto';
+import type { DetailedPeerCertificate, TLSSocket } from 'node:tls';
 import type { App } from './app';
+import { clientVerdict, type Verdict } from './client-auth';
 import type { ClientFds } from './client-fds';
+import type { HelloInfo } from './client-hello';
 import { openClientStream } from './client-stream';
 import { classifyCommand, describeByte } from './control';
-import { firstCertificateDer, type Credentials } from './credentials';
-import { serverHandshake, type Handshaken } from './handshake';
+import type { Credentials, IdentityCredentials, PairCredentials } from './credentials';
+import { serverHandshake, type Chooser, type Handshaken } from './handshake';
 import type { Logger } from './log';
 import type { Config } from './options';
 import { relay } from './relay';
 import { encodeReply } from './reply';
-import { sessionIdFromSession, sessionVars } from './session-vars';
-import { buildContext } from './tls-context';
-import { parseCertificate, type CertInfo } from './x509';
+import { sessionIdFromSession, sessionVars, type PeerCertificate } from './session-vars';
+import { chooseIdentity, choosePair } from './sni';
+import { ServerCache } from './tls-servers';
+import { parseCertificate } from './x509';
+
+interface Served {
+  identity: IdentityCredentials;
+  pair: PairCredentials;
+}
 
 export interface EngineHooks {
   /** TLS is up: the helper must not exit before outboundDone. */
@@ -39,12 +48,23 @@ export interface Engine {
 
 export function startEngine(e: EngineInput): Engine {
   const { app, log } = e;
-  let context: SecureContext | string;
+  const policy = e.config.tls;
+  const servers = new ServerCache(e.creds, policy);
+  const tls13Allowed = policy.maxVersion === 'TLSv1.3';
+  const choose: Chooser<Served> = (hello: HelloInfo | undefined) => {
+    const c = chooseIdentity(e.creds.identities, hello?.serverName, policy.strictSni);
+    if (c.kind === 'refused') return { refused: c.why };
+    const pair = choosePair(c.identity.pairs, (p) => p.leaf.publicKey, hello, tls13Allowed);
+    return { server: servers.get(pair, c.identity.name), chosen: { identity: c.identity, pair } };
+  };
+  // Ready before the client's hello: OpenSSL loaded, the likely context built.
+  let broken: string | undefined;
   try {
-    context = buildContext(e.creds, e.config);
+    const first = e.creds.identities.find((i) => i.name === undefined) ?? e.creds.identities[0]!;
+    servers.get(first.pairs[0]!, first.name);
   } catch (err) {
-    context = `bad certificate or key: ${(err as Error).message}`;
-    log.warn(context);
+    broken = `TLS policy rejected by OpenSSL: ${(err as Error).message}`;
+    log.warn(broken);
   }
 
   let counts: (() => { toApp: number; toClient: number }) | undefined;
@@ -68,12 +88,12 @@ export function startEngine(e: EngineInput): Engine {
       return;
     }
     log.info(`app asked for TLS (${cmd.withInfo ? 'Y' : 'y'})`);
-    if (typeof context === 'string') {
-      log.warn(`handshake not started: ${context}`);
+    if (broken !== undefined) {
+      log.warn(`handshake not started: ${broken}`);
       closeChannels();
       return;
     }
-    void handshake(context, cmd.withInfo);
+    void handshake(cmd.withInfo);
   });
   app.ctl.once('end', () => {
     if (commanded) return;
@@ -81,20 +101,44 @@ export function startEngine(e: EngineInput): Engine {
     closeChannels();
   });
 
-  async function handshake(ctx: SecureContext, withInfo: boolean): Promise<void> {
-    let done: Handshaken;
+  async function handshake(withInfo: boolean): Promise<void> {
+    let done: Handshaken<Served>;
     try {
-      done = await serverHandshake(openClientStream(e.fds), { context: ctx, timeoutMs: e.config.handshakeTimeoutMs });
+      done = await serverHandshake(openClientStream(e.fds), { choose, timeoutMs: e.config.handshakeTimeoutMs });
     } catch (err) {
       log.warn((err as Error).message);
       closeChannels();
       return;
     }
     const { tls } = done;
+    let peer: PeerCertificate | undefined;
+    let verdict: Verdict | undefined;
+    if (policy.clientCert !== 'none') {
+      try {
+        peer = peerCertificate(tls);
+      } catch (err) {
+        log.warn(`cannot read the client certificate: ${(err as Error).message}`);
+      }
+      verdict = clientVerdict(policy.clientCert, peer !== undefined, errorCode(tls), chainLength(tls), policy.verifyDepth);
+      if (!verdict.accept) {
+        log.warn(`client certificate refused: ${verdict.verify === 'NONE' ? 'the client sent none' : verdict.verify.slice(7)}`);
+        // close_notify, then the socket: not one byte of application data either way.
+        tls.end();
+        setTimeout(() => tls.destroy(), 1000).unref();
+        closeChannels();
+        return;
+      }
+    }
     e.hooks.tlsStarted();
     const sni = tls.servername;
-    log.info(`TLS started: ${tls.getProtocol()} ${tls.getCipher().name}${typeof sni === 'string' ? ` sni=${sni}` : ''}`);
-    if (withInfo) app.ctl.end(encodeReply(collectVars(tls, done)));
+    const subject = peer?.info.subject.find((n) => n.type === '2.5.4.3')?.value;
+    log.info(
+      `TLS started: ${tls.getProtocol()} ${tls.getCipher().name}${typeof sni === 'string' ? ` sni=${sni}` : ''}` +
+        `${typeof tls.alpnProtocol === 'string' ? ` alpn=${tls.alpnProtocol}` : ''}` +
+        `${tls.isSessionReused() ? ' resumed' : ''}` +
+        `${verdict !== undefined ? ` client-cert=${verdict.verify}${subject !== undefined ? ` cn=${JSON.stringify(subject)}` : ''}` : ''}`,
+    );
+    if (withInfo) app.ctl.end(encodeReply(collectVars(tls, done, peer, verdict)));
     else app.ctl.end();
     counts = relay(tls, app.toApp, app.fromApp, {
       outboundDone: () => e.hooks.outboundDone(),
@@ -102,7 +146,6 @@ export function startEngine(e: EngineInput): Engine {
     });
   }
 
-  let serverCert: CertInfo | undefined | null = null;
   return {
     summary: () => {
       const c = counts?.();
@@ -110,16 +153,7 @@ export function startEngine(e: EngineInput): Engine {
     },
   };
 
-  function collectVars(tls: TLSSocket, done: Handshaken) {
-    if (serverCert === null) {
-      const der = firstCertificateDer(e.creds.cert);
-      try {
-        serverCert = der && parseCertificate(der);
-      } catch (err) {
-        log.warn(`cannot read the server certificate for the reply: ${(err as Error).message}`);
-        serverCert = undefined;
-      }
-    }
+  function collectVars(tls: TLSSocket, done: Handshaken<Served>, peer: PeerCertificate | undefined, verdict: Verdict | undefined) {
     const protocol = tls.getProtocol() ?? 'unknown';
     const session = tls.getSession();
     let sessionId = '';
@@ -137,9 +171,48 @@ export function startEngine(e: EngineInput): Engine {
       // OpenSSL does not apply the extension to TLS 1.3, where renegotiation does not exist.
       secureRenegotiation: protocol !== 'TLSv1.3' && done.hello?.renegotiationInfo === true,
       ...(typeof sni === 'string' ? { sni } : {}),
-      ...(serverCert ? { server: serverCert } : {}),
+      server: done.chosen.pair.leaf,
       interfaceVersion: e.interfaceVersion,
       libraryVersion: `OpenSSL/${process.versions.openssl}`,
+      ...(typeof tls.alpnProtocol === 'string' ? { alpn: tls.alpnProtocol } : {}),
+      ...(verdict !== undefined ? { clientVerify: verdict.verify } : {}),
+      ...(peer !== undefined ? { client: peer } : {}),
+      pem: policy.certPem,
+      s6: policy.s6Vars,
+      nowMs: Date.now(),
     });
   }
+}
+
+/** Node's verdict; tls.Server sets it, the types do not know it is there before 'secure'. */
+function errorCode(tls: TLSSocket): string | undefined {
+  const err: unknown = tls.authorizationError;
+  return tls.authorized ? undefined : typeof err === 'string' ? err : err instanceof Error ? err.message : undefined;
+}
+
+/** The issuer links of Node's detailed certificate, leaf first, each once. */
+function chainOf(tls: TLSSocket): DetailedPeerCertificate[] {
+  const out: DetailedPeerCertificate[] = [];
+  let c = tls.getPeerCertificate(true);
+  while (c !== undefined && c.raw !== undefined && !out.some((x) => x.raw.equals(c.raw))) {
+    out.push(c);
+    c = c.issuerCertificate;
+  }
+  return out;
+}
+
+function chainLength(tls: TLSSocket): number {
+  return chainOf(tls).length;
+}
+
+function peerCertificate(tls: TLSSocket): PeerCertificate | undefined {
+  const chain = chainOf(tls);
+  const leaf = chain[0];
+  if (leaf === undefined) return undefined;
+  return {
+    info: parseCertificate(leaf.raw),
+    der: leaf.raw,
+    chain: chain.slice(1).map((c) => c.raw),
+    sha256: createHash('sha256').update(leaf.raw).digest('hex'),
+  };
 }

@@ -1,5 +1,5 @@
 // The app's environment. Pure.
-import { HELPER_ENV } from './options';
+import { isHelperVariable } from './options';
 
 /** fd numbers the app is given for the UCSPI-TLS channels. */
 export const CTL_FD = 3;
@@ -19,11 +19,10 @@ export function appEnvironment(
   opts: EnvOptions,
 ): Record<string, string> {
   const drop = new Set<string>();
-  if (!opts.keepEnv) for (const n of HELPER_ENV) drop.add(n);
   if (opts.fromListenFd) for (const n of SYSTEMD_ENV) drop.add(n);
   const out: Record<string, string> = {};
   for (const [k, v] of Object.entries(env)) {
-    if (v === undefined || drop.has(k)) continue;
+    if (v === undefined || drop.has(k) || (!opts.keepEnv && isHelperVariable(k))) continue;
     out[k] = v;
   }
   out.SSLCTLFD = String(CTL_FD);

@@ -1,29 +1,37 @@
 // The server handshake on the client stream, with a time limit.
-import { TLSSocket, type SecureContext } from 'node:tls';
+import type { Server, TLSSocket } from 'node:tls';
 import type { Duplex } from 'node:stream';
-import { readClientHello, type Hello } from './client-hello';
+import { readClientHello, type HelloInfo } from './client-hello';
 
-export interface Handshaken {
+export interface Handshaken<T> {
   tls: TLSSocket;
   /** What the client's hello showed; undefined when it could not be read. */
-  hello: Extract<Hello, { kind: 'hello' }> | undefined;
+  hello: HelloInfo | undefined;
+  /** What choose() returned for this client. */
+  chosen: T;
 }
 
-export interface HandshakeOptions {
-  context: SecureContext;
+/** From the client's hello, the server to hand the connection to, or why the client is refused. */
+export type Chooser<T> = (hello: HelloInfo | undefined) => { server: Server; chosen: T } | { refused: string };
+
+export interface HandshakeOptions<T> {
+  choose: Chooser<T>;
   timeoutMs: number;
 }
 
+/** A fatal unrecognized_name alert, in the clear as alerts before ServerHello are. */
+const UNRECOGNIZED_NAME_ALERT = Buffer.from([0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 0x70]);
+
 /** Resolves with the TLS socket, or rejects with an Error whose message is the log line. */
-export function serverHandshake(client: Duplex, opts: HandshakeOptions): Promise<Handshaken> {
+export function serverHandshake<T>(client: Duplex, opts: HandshakeOptions<T>): Promise<Handshaken<T>> {
   return new Promise((resolve, reject) => {
     let settled = false;
-    let tls: TLSSocket | undefined;
+    let server: Server | undefined;
     const fail = (why: string): void => {
       if (settled) return;
       settled = true;
       clearTimeout(timer);
-      tls?.destroy();
+      server?.removeAllListeners('secureConnection').removeAllListeners('tlsClientError');
       client.destroy();
       reject(new Error(why));
     };
@@ -43,8 +51,14 @@ export function serverHandshake(client: Duplex, opts: HandshakeOptions): Promise
       client.off('error', onEarlyError);
       client.pause();
       if (hello.kind === 'not-tls') return fail(`handshake failed: client sent ${hello.looksLike}, not a TLS ClientHello`);
+      const info = hello.kind === 'hello' ? hello : undefined;
+      const pick = opts.choose(info);
+      if ('refused' in pick) {
+        client.end(UNRECOGNIZED_NAME_ALERT);
+        return fail(`handshake refused: ${pick.refused}`);
+      }
       client.unshift(seen);
-      start(hello.kind === 'hello' ? hello : undefined);
+      start(pick.server, info, pick.chosen);
     };
     const onEarlyEnd = (): void => fail('handshake failed: client closed the connection before its ClientHello');
     const onEarlyError = (e: Error): void => fail(`handshake failed: ${describeError(e)}`);
@@ -52,21 +66,21 @@ export function serverHandshake(client: Duplex, opts: HandshakeOptions): Promise
     client.once('end', onEarlyEnd);
     client.once('error', onEarlyError);
 
-    function start(hello: Handshaken['hello']): void {
-      const t = new TLSSocket(client, { isServer: true, secureContext: opts.context });
-      tls = t;
-      t.once('secure', () => {
-        if (settled) return;
+    function start(s: Server, hello: HelloInfo | undefined, chosen: T): void {
+      server = s;
+      s.once('secureConnection', (t: TLSSocket) => {
+        s.removeAllListeners('tlsClientError');
+        if (settled) return t.destroy();
         settled = true;
         clearTimeout(timer);
-        t.off('error', onTlsError);
-        t.off('close', onTlsClose);
-        resolve({ tls: t, hello });
+        resolve({ tls: t, hello, chosen });
       });
-      const onTlsError = (e: Error): void => fail(`handshake failed: ${describeError(e)}`);
-      const onTlsClose = (): void => fail('handshake failed: client closed the connection during the handshake');
-      t.on('error', onTlsError);
-      t.once('close', onTlsClose);
+      s.once('tlsClientError', (e: Error, t: TLSSocket) => {
+        s.removeAllListeners('secureConnection');
+        t.destroy();
+        fail(`handshake failed: ${describeError(e)}`);
+      });
+      s.emit('connection', client);
     }
   });
 }

@@ -7,6 +7,7 @@ import { CredentialsError, readCredentials, type Credentials } from './credentia
 import { appEnvironment } from './environment';
 import { createLogger, fatalLine } from './log';
 import { EXIT_CONFIG, parseArgs, PROGRAM, USAGE } from './options';
+import { dropPrivileges, planPrivileges } from './privileges';
 
 // Read at build time by the Makefile's version check; kept in step with package.json.
 const VERSION = '0.1.0';
@@ -61,16 +62,24 @@ function main(): void {
   if (logFd !== undefined) keep.add(logFd);
   closeInheritedFds(keep);
 
+  const plan = planPrivileges(config.appIds, config.helperIds, { uid: process.getuid?.() ?? 0, gid: process.getgid?.() ?? 0 });
+  if (typeof plan === 'string') return fatal(plan, EXIT_CONFIG);
+
   let creds: Credentials;
   try {
-    creds = readCredentials(config);
+    creds = readCredentials(config.tls);
   } catch (e) {
     if (e instanceof CredentialsError) fatal(e.message, EXIT_CONFIG);
     throw e;
   }
+  if (config.tls.customAlgorithms) {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const refused = (require('./algorithm-check') as typeof import('./algorithm-check')).checkAlgorithms(config.tls, creds);
+    if (refused !== undefined) fatal(refused, EXIT_CONFIG);
+  }
 
   const env = appEnvironment(process.env, { keepEnv: config.keepEnv, fromListenFd: source.kind === 'listen' });
-  const app = spawnApp(config.app, env, { stdin: fds.readFd, stdout: fds.writeFd, stderr: appStderr });
+  const app = spawnApp(config.app, env, { stdin: fds.readFd, stdout: fds.writeFd, stderr: appStderr }, plan.app);
 
   let status: number | undefined;
   let summary: () => string | undefined = () => undefined;
@@ -98,6 +107,15 @@ function main(): void {
     });
   }
   if (app.child.pid === undefined) return; // the 'error' above ends us
+  if (plan.helper !== undefined) {
+    try {
+      dropPrivileges(plan.helper);
+    } catch (e) {
+      app.child.kill('SIGTERM');
+      fatal(`cannot become ${plan.helper.uid}:${plan.helper.gid}: ${(e as Error).message}`, EXIT_CONFIG);
+    }
+    log.info(`helper now runs as ${plan.helper.uid}:${plan.helper.gid}`);
+  }
 
   // eslint-disable-next-line @typescript-eslint/no-require-imports
   const { startEngine } = require('./engine') as typeof import('./engine');

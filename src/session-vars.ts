@@ -1,6 +1,6 @@
 // The variables of the `Y` reply, in mod_ssl's names and formats. Pure.
 import { bytes, children, expect, readTlv, TAG } from './der';
-import { DN_COMPONENTS, rfc2253, type CertInfo, type NameEntry } from './x509';
+import { DN_COMPONENTS, oneline, rfc2253, type CertInfo, type NameEntry } from './x509';
 import type { Vars } from './reply';
 
 export interface SessionInfo {
@@ -16,6 +16,38 @@ export interface SessionInfo {
   server?: CertInfo;
   interfaceVersion: string;
   libraryVersion: string;
+  alpn?: string;
+  /** SSL_CLIENT_VERIFY, when client certificates are asked for. */
+  clientVerify?: string;
+  client?: PeerCertificate;
+  /** Add SSL_CLIENT_CERT and SSL_CLIENT_CERT_CHAIN_n. */
+  pem: boolean;
+  /** Add the names s6-ucspitlsd gives. */
+  s6: boolean;
+  /** For SSL_*_V_REMAIN. */
+  nowMs: number;
+}
+
+export interface PeerCertificate {
+  info: CertInfo;
+  der: Buffer;
+  /** The rest of the chain, issuer first, leaf excluded. */
+  chain: Buffer[];
+  /** SHA-256 of der, lower-case hex. */
+  sha256: string;
+}
+
+export function pem(der: Buffer): string {
+  const b64 = der.toString('base64').replace(/.{64}/g, '$&\n').replace(/\n$/, '');
+  return `-----BEGIN CERTIFICATE-----\n${b64}\n-----END CERTIFICATE-----\n`;
+}
+
+const DAY_MS = 86_400_000;
+
+/** mod_ssl's V_REMAIN: whole days to the day after notAfter's date, never below 0. */
+export function daysRemaining(notAfterMs: number, nowMs: number): number {
+  const d = Math.trunc((notAfterMs + DAY_MS - nowMs) / DAY_MS);
+  return d > 0 ? d : 0;
 }
 
 /** SSL_CIPHER_get_bits: [bits in use, bits of the algorithm]. */
@@ -51,16 +83,19 @@ function dnVars(prefix: string, entries: readonly NameEntry[], out: Array<[strin
   }
 }
 
-export function certVars(prefix: string, cert: CertInfo): Array<[string, string]> {
+export function certVars(prefix: string, cert: CertInfo, nowMs: number): Array<[string, string]> {
   const out: Array<[string, string]> = [
     [`${prefix}_M_VERSION`, String(cert.version)],
     [`${prefix}_M_SERIAL`, cert.serial],
   ];
   dnVars(`${prefix}_S_DN`, cert.subject, out);
   dnVars(`${prefix}_I_DN`, cert.issuer, out);
+  cert.sanEmail.forEach((v, n) => out.push([`${prefix}_SAN_Email_${n}`, v]));
+  cert.sanDns.forEach((v, n) => out.push([`${prefix}_SAN_DNS_${n}`, v]));
   out.push(
     [`${prefix}_V_START`, cert.notBefore],
     [`${prefix}_V_END`, cert.notAfter],
+    [`${prefix}_V_REMAIN`, String(daysRemaining(cert.notAfterMs, nowMs))],
     [`${prefix}_A_SIG`, cert.sigAlg],
     [`${prefix}_A_KEY`, cert.keyAlg],
   );
@@ -85,6 +120,21 @@ export function sessionVars(s: SessionInfo): Vars {
     ['SSL_VERSION_LIBRARY', s.libraryVersion],
   );
   if (s.sni !== undefined && s.sni !== '') out.push(['SSL_TLS_SNI', s.sni]);
-  if (s.server !== undefined) out.push(...certVars('SSL_SERVER', s.server));
+  if (s.alpn !== undefined) out.push(['SSL_ALPN', s.alpn]);
+  if (s.clientVerify !== undefined) out.push(['SSL_CLIENT_VERIFY', s.clientVerify]);
+  if (s.client !== undefined) {
+    out.push(...certVars('SSL_CLIENT', s.client.info, s.nowMs));
+    if (s.pem) {
+      out.push(['SSL_CLIENT_CERT', pem(s.client.der)]);
+      s.client.chain.forEach((c, n) => out.push([`SSL_CLIENT_CERT_CHAIN_${n}`, pem(c)]));
+    }
+  }
+  if (s.server !== undefined) out.push(...certVars('SSL_SERVER', s.server, s.nowMs));
+  if (s.s6) {
+    if (s.sni !== undefined && s.sni !== '') out.push(['SSL_TLS_SNI_SERVERNAME', s.sni]);
+    if (s.client !== undefined) {
+      out.push(['SSL_PEER_CERT_HASH', `SHA256:${s.client.sha256}`], ['SSL_PEER_CERT_SUBJECT', oneline(s.client.info.subject)]);
+    }
+  }
   return out;
 }

@@ -1,5 +1,5 @@
 // The parts of an X.509 certificate that mod_ssl's variables show. Pure.
-import { bytes, children, expect, oid, readTlv, TAG, text, time, type Tlv } from './der';
+import { bytes, children, epochMs, expect, oid, readTlv, TAG, text, time, type Tlv } from './der';
 
 export interface NameEntry {
   /** Dotted OID of the attribute type. */
@@ -21,6 +21,21 @@ export interface CertInfo {
   notAfter: string;
   sigAlg: string;
   keyAlg: string;
+  /** notAfter as milliseconds since the epoch, for the days that remain. */
+  notAfterMs: number;
+  publicKey: PublicKeyInfo;
+  /** subjectAltName entries of the kinds mod_ssl shows, in certificate order. */
+  sanEmail: string[];
+  sanDns: string[];
+}
+
+export interface PublicKeyInfo {
+  /** Dotted OID of the key algorithm. */
+  algorithm: string;
+  /** Dotted OID of the named curve, for EC keys. */
+  curve?: string;
+  /** The subjectPublicKey BIT STRING contents, without the unused-bits octet. */
+  key: Buffer;
 }
 
 /** OpenSSL long names (what mod_ssl prints for A_SIG and A_KEY). */
@@ -119,6 +134,38 @@ function serialHex(b: Buffer): string {
   return b.subarray(i).toString('hex').toUpperCase();
 }
 
+function publicKeyInfo(buf: Uint8Array, spki: Tlv): PublicKeyInfo {
+  const [algId, bits] = children(buf, expect(spki, TAG.SEQUENCE, 'SubjectPublicKeyInfo'));
+  const [o, params] = children(buf, expect(algId, TAG.SEQUENCE, 'AlgorithmIdentifier'));
+  const out: PublicKeyInfo = {
+    algorithm: oid(buf, expect(o, TAG.OID, 'algorithm')),
+    key: bytes(buf, expect(bits, TAG.BIT_STRING, 'subjectPublicKey')).subarray(1),
+  };
+  if (params?.tag === TAG.OID) out.curve = oid(buf, params);
+  return out;
+}
+
+const SUBJECT_ALT_NAME = '2.5.29.17';
+const GENERAL_NAME_EMAIL = 0x81;
+const GENERAL_NAME_DNS = 0x82;
+
+function altNames(buf: Uint8Array, extensions: Tlv | undefined): { sanEmail: string[]; sanDns: string[] } {
+  const out = { sanEmail: [] as string[], sanDns: [] as string[] };
+  if (extensions === undefined) return out;
+  const [list] = children(buf, extensions);
+  for (const ext of children(buf, expect(list, TAG.SEQUENCE, 'Extensions'))) {
+    const parts = children(buf, expect(ext, TAG.SEQUENCE, 'Extension'));
+    if (oid(buf, expect(parts[0], TAG.OID, 'extnID')) !== SUBJECT_ALT_NAME) continue;
+    const value = expect(parts[parts.length - 1], TAG.OCTET_STRING, 'extnValue');
+    const names = readTlv(buf, value.start, value.end);
+    for (const n of children(buf, expect(names, TAG.SEQUENCE, 'GeneralNames'))) {
+      if (n.tag === GENERAL_NAME_EMAIL) out.sanEmail.push(bytes(buf, n).toString('latin1'));
+      if (n.tag === GENERAL_NAME_DNS) out.sanDns.push(bytes(buf, n).toString('latin1'));
+    }
+  }
+  return out;
+}
+
 function algorithm(buf: Uint8Array, t: Tlv | undefined): string {
   const [o] = children(buf, expect(t, TAG.SEQUENCE, 'AlgorithmIdentifier'));
   return algorithmName(oid(buf, expect(o, TAG.OID, 'algorithm')));
@@ -139,8 +186,10 @@ export function parseCertificate(der: Uint8Array): CertInfo {
   const issuer = parseName(der, fields[i + 2]!);
   const [nb, na] = children(der, expect(fields[i + 3], TAG.SEQUENCE, 'Validity'));
   const subject = parseName(der, fields[i + 4]!);
-  const [keyAlg] = children(der, expect(fields[i + 5], TAG.SEQUENCE, 'SubjectPublicKeyInfo'));
+  const spki = expect(fields[i + 5], TAG.SEQUENCE, 'SubjectPublicKeyInfo');
+  const [keyAlg] = children(der, spki);
   if (nb === undefined || na === undefined) throw new Error('DER: incomplete Validity');
+  const extensions = fields.slice(i + 6).find((f) => f.tag === 0xa3);
   return {
     version,
     serial,
@@ -150,6 +199,9 @@ export function parseCertificate(der: Uint8Array): CertInfo {
     notAfter: time(der, na),
     sigAlg: algorithm(der, sigAlg),
     keyAlg: algorithm(der, keyAlg),
+    notAfterMs: epochMs(der, na),
+    publicKey: publicKeyInfo(der, spki),
+    ...altNames(der, extensions),
   };
 }
 
@@ -171,5 +223,18 @@ export function rfc2253(entries: readonly NameEntry[]): string {
     const short = ATTRIBUTE_SHORT[e.type];
     out += short !== undefined ? `${short}=${escape2253(e.value)}` : `${e.type}=#${e.der.toString('hex').toUpperCase()}`;
   }
+  return out;
+}
+
+/** OpenSSL's X509_NAME_oneline form, `/C=DE/O=Example/CN=mail`, as libtls and so s6 give it. */
+export function oneline(entries: readonly NameEntry[]): string {
+  let out = '';
+  entries.forEach((e, k) => {
+    out += k > 0 && entries[k - 1]!.rdn === e.rdn ? '+' : '/';
+    const value = Array.from(Buffer.from(e.value, 'utf8'))
+      .map((b) => (b < 0x20 || b > 0x7e ? `\\x${b.toString(16).toUpperCase().padStart(2, '0')}` : String.fromCharCode(b)))
+      .join('');
+    out += `${ATTRIBUTE_SHORT[e.type] ?? e.type}=${value}`;
+  });
   return out;
 }

@@ -7,9 +7,9 @@ import { exitStatus, spawnFailureStatus } from '../src/app';
 import { readClientHello } from '../src/client-hello';
 import { clientSource } from '../src/client-fds';
 import { classifyCommand, describeByte } from '../src/control';
-import { firstCertificateDer } from '../src/credentials';
 import { appEnvironment } from '../src/environment';
 import { EXIT_CONFIG, EXIT_USAGE, parseArgs } from '../src/options';
+import { pemBlocks } from '../src/pem';
 import { decodeReply, encodeReply } from '../src/reply';
 import { cipherBits, sessionVars } from '../src/session-vars';
 import { parseCertificate, rfc2253, type NameEntry } from '../src/x509';
@@ -23,11 +23,9 @@ t.test('options', async (t) => {
   t.same(r.config.app, ['imapd', '-x'], 'options after the app belong to the app');
   t.equal(r.config.verbosity, 2);
   t.equal(r.config.handshakeTimeoutMs, 5000);
-  t.equal(r.config.keyFile, '/c.pem', 'KEYFILE defaults to CERTFILE');
-  t.equal(r.config.certFile, '/c.pem');
+  t.same(r.config.tls.identities, [{ pairs: [{ certFile: '/c.pem', keyFile: '/c.pem' }] }], 'KEYFILE defaults to CERTFILE');
   const chain = parseArgs(['app'], { CERTFILE: '/c', CERTCHAINFILE: '/chain', KEYFILE: '/k' });
-  t.equal(chain.kind === 'run' && chain.config.certFile, '/chain', 'CERTCHAINFILE wins');
-  t.equal(chain.kind === 'run' && chain.config.keyFile, '/k');
+  t.same(chain.kind === 'run' && chain.config.tls.identities[0]!.pairs, [{ certFile: '/chain', keyFile: '/k' }], 'CERTCHAINFILE wins');
   t.same(parseArgs(['--', '-app'], env).kind, 'run');
   t.same(parseArgs(['app'], {}), { kind: 'error', status: EXIT_CONFIG, message: 'CERTFILE is not set' });
   t.same(parseArgs([], env), { kind: 'error', status: EXIT_USAGE, message: 'no app to run' });
@@ -118,7 +116,7 @@ t.test('certificates from openssl, read against openssl x509', async (t) => {
     const r = spawnSync('openssl', ['req', '-x509', ...alg, '-nodes', '-utf8', '-keyout', join(dir, 'k.pem'), '-out', cert, '-days', '2',
       '-subj', '/C=FR/ST=Paris/L=Paris/O=Org/OU=One/OU=Two/CN=Zoë Example/emailAddress=z@example.test'], { encoding: 'utf8' });
     t.equal(r.status, 0, r.stderr);
-    const der = firstCertificateDer(readFileSync(cert))!;
+    const der = pemBlocks(readFileSync(cert, 'latin1'))[0]!.der;
     const info = parseCertificate(der);
     t.equal(info.keyAlg, keyName);
     t.equal(info.sigAlg, sigName);
@@ -130,7 +128,7 @@ t.test('certificates from openssl, read against openssl x509', async (t) => {
     t.equal(info.notAfter, /notAfter=(.*)/.exec(x)?.[1]);
     const vars = new Map(sessionVars({
       protocol: 'TLSv1.2', cipher: 'ECDHE-RSA-AES128-GCM-SHA256', sessionId: 'AB', resumed: true, secureRenegotiation: true,
-      sni: 'x.test', server: info, interfaceVersion: 'i/1', libraryVersion: 'OpenSSL/3',
+      sni: 'x.test', server: info, interfaceVersion: 'i/1', libraryVersion: 'OpenSSL/3', pem: false, s6: false, nowMs: Date.now(),
     }));
     t.equal(vars.get('SSL_SERVER_S_DN_OU'), 'One');
     t.equal(vars.get('SSL_SERVER_S_DN_OU_1'), 'Two', 'a repeated component gets _1');
@@ -146,7 +144,7 @@ t.test('certificates from openssl, read against openssl x509', async (t) => {
 t.test('session variables without SNI or session id', async (t) => {
   const v = new Map(sessionVars({
     protocol: 'TLSv1.3', cipher: 'TLS_AES_128_GCM_SHA256', sessionId: '', resumed: false, secureRenegotiation: false,
-    interfaceVersion: 'i/1', libraryVersion: 'l',
+    interfaceVersion: 'i/1', libraryVersion: 'l', pem: false, s6: false, nowMs: 0,
   }));
   t.notOk(v.has('SSL_TLS_SNI'));
   t.notOk(v.has('SSL_SESSION_ID'));
@@ -167,6 +165,9 @@ t.test('ClientHello sniffing', async (t) => {
     const d = new Duplex({ read() {}, write(chunk: Buffer) { res(chunk); } });
     tls.connect({ socket: d, servername: 'sni.example.test' }).on('error', () => {});
   });
-  t.same(readClientHello(hello), { kind: 'hello', renegotiationInfo: true, serverName: 'sni.example.test' });
+  t.match(readClientHello(hello), { kind: 'hello', renegotiationInfo: true, serverName: 'sni.example.test' });
+  const h = readClientHello(hello);
+  t.ok(h.kind === 'hello' && h.versions?.includes(0x0304), 'supported_versions read: TLS 1.3 offered');
+  t.ok(h.kind === 'hello' && h.sigAlgs?.includes(0x0403), 'signature_algorithms read: ecdsa_secp256r1_sha256 offered');
   t.same(readClientHello(hello.subarray(0, 40)), { kind: 'need-more' });
 });

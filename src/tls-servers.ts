@@ -1,0 +1,58 @@
+// One tls.Server per certificate/key pair, never listening: the helper hands it the one
+// client connection. A Server rather than a bare TLSSocket because Node offers OCSP
+// stapling, ticket keys and the client certificate verdict only through it.
+import { createHash } from 'node:crypto';
+import { createServer, type Server, type TlsOptions } from 'node:tls';
+import type { Credentials, PairCredentials } from './credentials';
+import type { TlsConfig } from './tls-config';
+
+export function serverOptions(pair: PairCredentials, creds: Credentials, c: TlsConfig, contextId: string): TlsOptions {
+  const o: TlsOptions = {
+    cert: pair.cert,
+    key: pair.key,
+    minVersion: c.minVersion,
+    maxVersion: c.maxVersion,
+    // Node takes the TLS 1.3 suites in the same string and sorts them out.
+    ciphers: `${c.ciphers}:${c.cipherSuites}`,
+    ecdhCurve: c.groups,
+    dhparam: creds.dhparam ?? 'auto',
+    // The client picks among what we allow, as Mozilla's profile has it.
+    honorCipherOrder: false,
+    // Our own timer covers the whole handshake, from before the ClientHello.
+    handshakeTimeout: 0,
+    // A ticket from one policy must not resume a session under another.
+    sessionIdContext: createHash('sha256').update(contextId).digest('hex').slice(0, 32),
+  };
+  if (c.clientCert !== 'none') {
+    o.requestCert = true;
+    // The verdict is ours (see client-auth): it names the reason in the log and the reply.
+    o.rejectUnauthorized = false;
+    if (creds.ca !== undefined) o.ca = creds.ca;
+    if (creds.crl !== undefined) o.crl = creds.crl;
+  }
+  if (creds.ticketKeys !== undefined) o.ticketKeys = creds.ticketKeys;
+  if (c.alpn !== undefined) o.ALPNProtocols = c.alpn;
+  return o;
+}
+
+/** Builds each pair's server once, when first needed. */
+export class ServerCache {
+  private readonly built = new Map<PairCredentials, Server>();
+
+  constructor(
+    private readonly creds: Credentials,
+    private readonly config: TlsConfig,
+  ) {}
+
+  get(pair: PairCredentials, identityName: string | undefined): Server {
+    let s = this.built.get(pair);
+    if (s === undefined) {
+      const id = `${identityName ?? ''}\0${this.config.clientCert}\0${this.config.caFile ?? ''}\0${this.config.caDir ?? ''}`;
+      s = createServer(serverOptions(pair, this.creds, this.config, id));
+      const ocsp = pair.ocsp;
+      if (ocsp !== undefined) s.on('OCSPRequest', (_cert, _issuer, done: (e: Error | null, r?: Buffer) => void) => done(null, ocsp));
+      this.built.set(pair, s);
+    }
+    return s;
+  }
+}
