@@ -5,7 +5,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { connect, createServer, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { connect as tlsConnect, type TLSSocket } from 'node:tls';
+import { connect as tlsConnect, type ConnectionOptions, type TLSSocket } from 'node:tls';
 
 export const ROOT = resolve(__dirname, '..', '..');
 export const HELPER = join(ROOT, 'bin', 'ucspi-tls-wrap');
@@ -13,7 +13,8 @@ export const APP = join(ROOT, 'test', 'apps', 'smtp-app');
 
 export function tempDir(t: { teardown(fn: () => void): void }, prefix = 'utw-'): string {
   const d = mkdtempSync(join(tmpdir(), prefix));
-  t.teardown(() => rmSync(d, { recursive: true, force: true }));
+  // An app of the last session may still be writing its report: retry.
+  t.teardown(() => rmSync(d, { recursive: true, force: true, maxRetries: 10, retryDelay: 50 }));
   return d;
 }
 
@@ -143,6 +144,8 @@ export interface StartTlsOptions {
   /** Half-open: the client may end its side and keep reading. */
   allowHalfOpen?: boolean;
   maxVersion?: 'TLSv1.2' | 'TLSv1.3';
+  /** Anything else for tls.connect: ALPN, ciphers, sigalgs, a client certificate. */
+  tls?: ConnectionOptions;
 }
 
 /** Node's tls as the client: banner, EHLO, STARTTLS, handshake. */
@@ -162,6 +165,7 @@ export async function startTls(port: number, o: StartTlsOptions = {}): Promise<T
       servername: o.servername ?? 'mail.example.test',
       rejectUnauthorized: false,
       ...(o.maxVersion ? { maxVersion: o.maxVersion } : {}),
+      ...o.tls,
     });
     t.once('secureConnect', () => res(t));
     t.once('error', rej);
@@ -243,6 +247,53 @@ export function alive(pid: number): boolean {
 export async function allGone(pids: number[], ms = 5000): Promise<boolean> {
   for (let i = 0; i < ms / 20; i++) {
     if (pids.every((p) => !alive(p))) return true;
+    await sleep(20);
+  }
+  return false;
+}
+
+export interface Session {
+  protocol: string | null;
+  cipher: string;
+  /** The server certificate the client got. */
+  cert: Buffer;
+  alpn: string | false | null;
+  /** The app's answer to one line sent through TLS. */
+  answer: string;
+  vars: Map<string, string>;
+}
+
+/** STARTTLS, one line through TLS and its answer, QUIT; with the app's reply variables. */
+export async function tlsSession(port: number, dir: string, o: StartTlsOptions = {}): Promise<Session> {
+  const t = await startTls(port, o);
+  const lines = new Lines(t as unknown as Socket);
+  t.write('NOOP\r\n');
+  const answer = await lines.line();
+  const s: Session = {
+    protocol: t.getProtocol(),
+    cipher: t.getCipher().name,
+    cert: t.getPeerCertificate().raw,
+    alpn: t.alpnProtocol,
+    answer,
+    vars: replyVars(readFileSync(join(dir, 'reply'))),
+  };
+  t.write('QUIT\r\n');
+  await lines.line();
+  t.destroy();
+  return s;
+}
+
+/** The DER of the first certificate in a PEM file. */
+export function pemDer(file: string): Buffer {
+  const m = /-----BEGIN CERTIFICATE-----([^-]+)-----END CERTIFICATE-----/.exec(readFileSync(file, 'latin1'));
+  if (m === null) throw new Error(`no certificate in ${file}`);
+  return Buffer.from(m[1]!.replace(/\s+/g, ''), 'base64');
+}
+
+/** Wait until a launcher's stderr matches. */
+export async function logged(l: Launcher, re: RegExp, ms = 5000): Promise<boolean> {
+  for (let i = 0; i < ms / 20; i++) {
+    if (re.test(l.err)) return true;
     await sleep(20);
   }
   return false;
