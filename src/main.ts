@@ -92,8 +92,10 @@ function main(): void {
     if (line !== undefined) log.info(line);
     process.exit(status);
   };
-  app.child.once('error', (e: NodeJS.ErrnoException) => {
-    fatal(`cannot run ${config.app[0]}: ${e.code ?? e.message}`, spawnFailureStatus(e.code));
+  app.child.on('error', (e: NodeJS.ErrnoException) => {
+    if (app.child.pid === undefined) fatal(`cannot run ${config.app[0]}: ${e.code ?? e.message}`, spawnFailureStatus(e.code));
+    // A signal the helper may not send: the app runs as another user than TLS_UID.
+    log.warn(`cannot signal the app: ${e.code ?? e.message}`);
   });
   app.child.once('exit', (code, signal) => {
     status = exitStatus(code, signal);
@@ -107,6 +109,9 @@ function main(): void {
     });
   }
   if (app.child.pid === undefined) return; // the 'error' above ends us
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const { startEngine } = require('./engine') as typeof import('./engine');
+  // Every module is loaded by now: the helper's new user need not read our files.
   if (plan.helper !== undefined) {
     try {
       dropPrivileges(plan.helper);
@@ -117,8 +122,6 @@ function main(): void {
     log.info(`helper now runs as ${plan.helper.uid}:${plan.helper.gid}`);
   }
 
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
-  const { startEngine } = require('./engine') as typeof import('./engine');
   const engine = startEngine({
     config,
     creds,
