@@ -1,6 +1,7 @@
 // The server handshake on the client stream, with a time limit.
 import type { Server, TLSSocket } from 'node:tls';
 import type { Duplex } from 'node:stream';
+import { reasonText } from './client-auth';
 import { readClientHello, type HelloInfo } from './client-hello';
 
 export interface Handshaken<T> {
@@ -77,8 +78,11 @@ export function serverHandshake<T>(client: Duplex, opts: HandshakeOptions<T>): P
       });
       s.once('tlsClientError', (e: Error, t: TLSSocket) => {
         s.removeAllListeners('secureConnection');
+        // A required client certificate that failed verification: Node drops the socket
+        // (a "hang up"), and only the socket says why.
+        const why: unknown = t.authorizationError;
         t.destroy();
-        fail(`handshake failed: ${describeError(e)}`);
+        fail(typeof why === 'string' ? `client certificate refused: ${reasonText(why)}` : `handshake failed: ${describeError(e)}`);
       });
       s.emit('connection', client);
     }

@@ -25,8 +25,9 @@ export function serverOptions(pair: PairCredentials, creds: Credentials, c: TlsC
   };
   if (c.clientCert !== 'none') {
     o.requestCert = true;
-    // The verdict is ours (see client-auth): it names the reason in the log and the reply.
-    o.rejectUnauthorized = false;
+    // Required: OpenSSL refuses a missing certificate with its own alert, Node drops one
+    // that fails verification. Optional: the verdict is ours (see client-auth).
+    o.rejectUnauthorized = c.clientCert === 'require';
     if (creds.ca !== undefined) o.ca = creds.ca;
     if (creds.crl !== undefined) o.crl = creds.crl;
   }
