@@ -56,16 +56,21 @@ function blocks(variable: string, path: string, data: Buffer): PemBlock[] {
   }
 }
 
-function certificates(variable: string, path: string, list: PemBlock[]): PemBlock[] {
-  const certs = list.filter((b) => b.label === 'CERTIFICATE' || b.label === 'TRUSTED CERTIFICATE');
-  for (const c of certs) {
-    try {
-      parseCertificate(c.der);
-    } catch (e) {
-      throw new CredentialsError(`${variable} ${path}: malformed certificate: ${(e as Error).message}`);
-    }
-  }
-  return certs;
+interface ParsedCert {
+  block: PemBlock;
+  info: CertInfo;
+}
+
+function certificates(variable: string, path: string, list: PemBlock[]): ParsedCert[] {
+  return list
+    .filter((b) => b.label === 'CERTIFICATE' || b.label === 'TRUSTED CERTIFICATE')
+    .map((block) => {
+      try {
+        return { block, info: parseCertificate(block.der) };
+      } catch (e) {
+        throw new CredentialsError(`${variable} ${path}: malformed certificate: ${(e as Error).message}`);
+      }
+    });
 }
 
 function names(identity: Identity): { cert: string; key: string; ocsp: string } {
@@ -89,8 +94,8 @@ function readPair(identity: Identity, pair: KeyPair, cache: Map<string, Buffer>)
   if (keyBlock.encrypted) {
     throw new CredentialsError(`${v.key} ${pair.keyFile}: the key is encrypted; give it unencrypted and protect the file`);
   }
-  const leafDer = certs[0]!.der;
-  const leaf = parseCertificate(leafDer);
+  const { block: leafBlock, info: leaf } = certs[0]!;
+  const leafDer = leafBlock.der;
   let matches: boolean | undefined;
   try {
     matches = keyMatchesCertificate(keyPublic(keyBlock), leaf.publicKey);
@@ -127,10 +132,11 @@ function readOcsp(variable: string, path: string): Buffer {
 
 function readTrust(c: TlsConfig, out: Credentials): void {
   const ca: PemBlock[] = [];
+  const certBlocks = (variable: string, path: string, list: PemBlock[]): PemBlock[] => certificates(variable, path, list).map((c) => c.block);
   const crl: PemBlock[] = [];
   const take = (variable: string, path: string, data: Buffer): void => {
     const list = blocks(variable, path, data);
-    ca.push(...certificates(variable, path, list));
+    ca.push(...certBlocks(variable, path, list));
     crl.push(...list.filter((b) => b.label === 'X509 CRL'));
   };
   if (c.caFile !== undefined) {
@@ -159,7 +165,7 @@ function readTrust(c: TlsConfig, out: Credentials): void {
     if (ca.length === before) throw new CredentialsError(`CADIR ${c.caDir}: no certificate in the directory`);
   }
   if (c.clientCaFile !== undefined) {
-    const named = certificates('CCAFILE', c.clientCaFile, blocks('CCAFILE', c.clientCaFile, read('CCAFILE', c.clientCaFile)));
+    const named = certBlocks('CCAFILE', c.clientCaFile, blocks('CCAFILE', c.clientCaFile, read('CCAFILE', c.clientCaFile)));
     if (named.length === 0) throw new CredentialsError(`CCAFILE ${c.clientCaFile}: no certificate in the file`);
     // Node's TLS advertises exactly the trust anchors; a name outside them would have to be trusted too.
     const outside = named.find((n) => !ca.some((a) => a.der.equals(n.der)));

@@ -114,12 +114,13 @@ export function startEngine(e: EngineInput): Engine {
     let peer: PeerCertificate | undefined;
     let verdict: Verdict | undefined;
     if (policy.clientCert !== 'none') {
+      const chain = chainOf(tls);
       try {
-        peer = peerCertificate(tls);
+        peer = peerCertificate(chain);
       } catch (err) {
         log.warn(`cannot read the client certificate: ${(err as Error).message}`);
       }
-      verdict = clientVerdict(policy.clientCert, peer !== undefined, errorCode(tls), chainLength(tls), policy.verifyDepth);
+      verdict = clientVerdict(policy.clientCert, chain.length > 0, errorCode(tls), chain.length, policy.verifyDepth);
       if (!verdict.accept) {
         log.warn(`client certificate refused: ${verdict.verify === 'NONE' ? 'the client sent none' : verdict.verify.slice(7)}`);
         // close_notify, then the socket: not one byte of application data either way.
@@ -201,12 +202,7 @@ function chainOf(tls: TLSSocket): DetailedPeerCertificate[] {
   return out;
 }
 
-function chainLength(tls: TLSSocket): number {
-  return chainOf(tls).length;
-}
-
-function peerCertificate(tls: TLSSocket): PeerCertificate | undefined {
-  const chain = chainOf(tls);
+function peerCertificate(chain: DetailedPeerCertificate[]): PeerCertificate | undefined {
   const leaf = chain[0];
   if (leaf === undefined) return undefined;
   return {

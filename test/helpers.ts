@@ -14,7 +14,7 @@ export const APP = join(ROOT, 'test', 'apps', 'smtp-app');
 export function tempDir(t: { teardown(fn: () => void): void }, prefix = 'utw-'): string {
   const d = mkdtempSync(join(tmpdir(), prefix));
   // An app of the last session may still be writing its report: retry.
-  t.teardown(() => rmSync(d, { recursive: true, force: true, maxRetries: 10, retryDelay: 50 }));
+  t.teardown(() => rmSync(d, { recursive: true, force: true, maxRetries: 50, retryDelay: 100 }));
   return d;
 }
 
