@@ -3,7 +3,7 @@ VERSION := $(shell node -p "require('./package.json').version")
 MARKED_MAN := node_modules/.bin/marked-man
 TSC := node_modules/.bin/tsc
 TAP := node_modules/.bin/tap
-SOURCES := $(wildcard src/*.ts test/*.ts)
+SOURCES := $(shell find src test demo -name "*.ts")
 MANPAGES := man/ucspi-tls-wrap.1
 
 .PHONY: all build man check deps test-deps demo clean
@@ -17,7 +17,7 @@ node_modules/.installed: package.json package-lock.json
 build: build/.stamp
 build/.stamp: node_modules/.installed tsconfig.json $(SOURCES)
 	$(TSC) -p .
-	@grep -q "const VERSION = '$(VERSION)'" src/main.ts || { echo "src/main.ts VERSION differs from package.json ($(VERSION))" >&2; exit 1; }
+	@grep -q "const VERSION = '$(VERSION)'" src/version.ts || { echo "src/version.ts VERSION differs from package.json ($(VERSION))" >&2; exit 1; }
 	touch $@
 
 man: $(MANPAGES)
@@ -26,7 +26,7 @@ man/%.1: man/%.1.md node_modules/.installed
 
 # What the tests drive: launchers, clients and a mail server, from Debian.
 test-deps:
-	sh scripts/install-debian-packages openssl ucspi-tcp socat xinetd gnutls-bin swaks libnet-ssleay-perl mailfront
+	sh scripts/install-debian-packages openssl ca-certificates ucspi-tcp socat xinetd gnutls-bin swaks libnet-ssleay-perl mailfront
 
 check: test-deps all
 	$(TAP) build/test/*.test.js

@@ -8,6 +8,8 @@ export interface AppFds {
   stdin: number;
   stdout: number;
   stderr: number;
+  /** Passed on as fds 6, 7, ... (tcpclient's connection, for the client side). */
+  extra?: number[];
 }
 
 export interface App {
@@ -23,7 +25,7 @@ export function spawnApp(argv: readonly string[], env: Record<string, string>, f
   // Index 3, 4, 5 become SSLCTLFD, SSLREADFD, SSLWRITEFD: AF_UNIX stream sockets, blocking on the app's side.
   const child = spawn(file, args, {
     env,
-    stdio: [fds.stdin, fds.stdout, fds.stderr, 'pipe', 'pipe', 'pipe'],
+    stdio: [fds.stdin, fds.stdout, fds.stderr, 'pipe', 'pipe', 'pipe', ...(fds.extra ?? [])],
     // libuv also clears the supplementary groups when it changes ids.
     ...(ids !== undefined ? { uid: ids.uid, gid: ids.gid } : {}),
   });
@@ -44,3 +46,41 @@ export function spawnFailureStatus(code: string | undefined): number {
 }
 
 export const FORWARDED_SIGNALS: readonly NodeJS.Signals[] = ['SIGTERM', 'SIGINT', 'SIGHUP'];
+
+/**
+ * The implicit-TLS mode starts the app before the handshake, so that it is spawned as its
+ * own user while the helper can still change users, yet it must get the session's
+ * variables in its environment. So a shell waits on fd 3 for them and then becomes the
+ * app; empty input means the handshake failed, and the app never runs.
+ */
+export const IMPLICIT_STUB =
+  'v=$(cat <&3) || exit 111; [ -n "$v" ] || exit 98; eval "$v"; exec 3<&-; exec "$@"';
+
+/** Status of the implicit mode when the handshake fails: the app never ran. */
+export const EXIT_NO_TLS = 98;
+
+export interface ImplicitApp {
+  child: ChildProcess;
+  /** The app's fd 0 (we write), its fd 1 (we read), and the stub's fd 3 for the variables. */
+  toApp: Socket;
+  fromApp: Socket;
+  vars: Socket;
+}
+
+export function spawnImplicitApp(argv: readonly string[], env: Record<string, string>, stderr: number, ids?: Ids): ImplicitApp {
+  const child = spawn('/bin/sh', ['-c', IMPLICIT_STUB, 'sh', ...argv], {
+    env,
+    stdio: ['pipe', 'pipe', stderr, 'pipe'],
+    ...(ids !== undefined ? { uid: ids.uid, gid: ids.gid } : {}),
+  });
+  const s = child.stdio as unknown as Array<Socket | null>;
+  return { child, toApp: s[0]!, fromApp: s[1]!, vars: s[3]! };
+}
+
+/** `export NAME='value'` lines for the stub: single quotes take every byte but NUL literally. Pure. */
+export function shellAssignments(vars: ReadonlyArray<readonly [string, string]>): string {
+  return vars
+    .filter(([name]) => /^[A-Za-z_][A-Za-z0-9_]*$/.test(name))
+    .map(([name, value]) => `export ${name}='${value.replace(/\0/g, '').replace(/'/g, `'\\''`)}'\n`)
+    .join('');
+}

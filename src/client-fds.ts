@@ -31,6 +31,26 @@ function identity(fd: number): string | undefined {
   }
 }
 
+/**
+ * Whether two fds are one socket; undefined when either is not a socket. Sockets only: by
+ * the time this runs Node has opened its own fds (an epoll, eventfds, a signal pipe) at the
+ * lowest free numbers, so a free 6 or 7 would look open; none of Node's own is a socket.
+ */
+export function sameSocket(a: number, b: number): boolean | undefined {
+  const x = socketIdentity(a);
+  const y = socketIdentity(b);
+  return x === undefined || y === undefined ? undefined : x === y;
+}
+
+function socketIdentity(fd: number): string | undefined {
+  try {
+    const s = fstatSync(fd);
+    return s.isSocket() ? `${s.dev}:${s.ino}` : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 export function locateClient(source: Exclude<Source, { kind: 'error' }>): ClientFds | string {
   const readFd = source.kind === 'listen' ? source.fd : 0;
   const writeFd = source.kind === 'listen' ? source.fd : 1;

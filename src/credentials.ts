@@ -78,7 +78,7 @@ function names(identity: Identity): { cert: string; key: string; ocsp: string } 
   return { cert: `CERTFILE${suffix}`, key: `KEYFILE${suffix}`, ocsp: `OCSPFILE${suffix}` };
 }
 
-function readPair(identity: Identity, pair: KeyPair, cache: Map<string, Buffer>): PairCredentials {
+export function readPair(identity: Identity, pair: KeyPair, cache = new Map<string, Buffer>()): PairCredentials {
   const v = names(identity);
   const load = (variable: string, path: string): Buffer => {
     let b = cache.get(path);
@@ -130,7 +130,8 @@ function readOcsp(variable: string, path: string): Buffer {
   return der;
 }
 
-function readTrust(c: TlsConfig, out: Credentials): void {
+/** CAFILE, CADIR and CCAFILE: the trust anchors (and CRLs) as PEM strings. */
+export function readTrust(c: Pick<TlsConfig, 'caFile' | 'caDir' | 'clientCaFile'>, out: { ca?: string[]; crl?: string[] }): void {
   const ca: PemBlock[] = [];
   const certBlocks = (variable: string, path: string, list: PemBlock[]): PemBlock[] => certificates(variable, path, list).map((c) => c.block);
   const crl: PemBlock[] = [];

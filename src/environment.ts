@@ -12,6 +12,8 @@ export interface EnvOptions {
   keepEnv: boolean;
   /** The connection came as a systemd fd: the app gets it on 0/1, not as LISTEN_FDS. */
   fromListenFd: boolean;
+  /** Name the UCSPI-TLS fds (not in the implicit mode, where the app has only 0, 1, 2). */
+  ucspiTls: boolean;
 }
 
 export function appEnvironment(
@@ -25,8 +27,15 @@ export function appEnvironment(
     if (v === undefined || drop.has(k) || (!opts.keepEnv && isHelperVariable(k))) continue;
     out[k] = v;
   }
-  out.SSLCTLFD = String(CTL_FD);
-  out.SSLREADFD = String(READ_FD);
-  out.SSLWRITEFD = String(WRITE_FD);
+  if (opts.ucspiTls) {
+    out.SSLCTLFD = String(CTL_FD);
+    out.SSLREADFD = String(READ_FD);
+    out.SSLWRITEFD = String(WRITE_FD);
+  } else {
+    // The implicit mode's app must not mistake inherited ones for a helper of its own.
+    for (const n of ['SSLCTLFD', 'SSLREADFD', 'SSLWRITEFD']) delete out[n];
+    // Only the helper may say what the session is: no SSL_CLIENT_VERIFY from outside.
+    for (const n of Object.keys(out)) if (n.startsWith('SSL_')) delete out[n];
+  }
   return out;
 }

@@ -89,10 +89,10 @@ export function serverHandshake<T>(client: Duplex, opts: HandshakeOptions<T>): P
   });
 }
 
-export function describeError(e: Error): string {
+export function describeError(e: Error, peer = 'client'): string {
   const err = e as NodeJS.ErrnoException & { reason?: string };
   if (typeof err.reason === 'string' && err.reason !== '') return err.reason;
-  if (err.code === 'ECONNRESET') return 'connection reset by client';
-  if (err.code === 'EPIPE') return 'client went away';
+  if (err.code === 'ECONNRESET') return `connection reset by ${peer}`;
+  if (err.code === 'EPIPE') return `${peer} went away`;
   return (err.message || String(err.code)).replace(/^error:[0-9A-F]+:[^:]*:[^:]*:/, '');
 }

@@ -10,8 +10,8 @@ export interface Logger {
   info(message: string): void;
 }
 
-export function createLogger(fd: number | undefined, verbosity: Verbosity): Logger {
-  const prefix = `${PROGRAM}: pid ${process.pid}: `;
+export function createLogger(fd: number | undefined, verbosity: Verbosity, program = PROGRAM): Logger {
+  const prefix = `${program}: pid ${process.pid}: `;
   const write = (message: string): void => {
     if (fd === undefined) return;
     try {
@@ -27,9 +27,9 @@ export function createLogger(fd: number | undefined, verbosity: Verbosity): Logg
 }
 
 /** Before a logger exists (usage errors): straight to fd 2. */
-export function fatalLine(message: string): void {
+export function fatalLine(message: string, program = PROGRAM): void {
   try {
-    writeSync(2, `${PROGRAM}: fatal: ${message}\n`);
+    writeSync(2, `${program}: fatal: ${message}\n`);
   } catch {
     // nothing left to tell it to
   }

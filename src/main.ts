@@ -1,16 +1,19 @@
 // Process plumbing: configuration, fds, the app, signals, the exit status. The TLS engine
-// is loaded only once the app runs, so the app's banner never waits for OpenSSL.
+// is loaded only once the app runs, so the app's banner never waits for OpenSSL (and, in
+// the implicit mode, the app's start overlaps the handshake).
 import { openSync, writeSync } from 'node:fs';
-import { exitStatus, FORWARDED_SIGNALS, spawnApp, spawnFailureStatus } from './app';
+import type { ChildProcess } from 'node:child_process';
+import { EXIT_NO_TLS, spawnApp, spawnFailureStatus, spawnImplicitApp, type App, type ImplicitApp } from './app';
+import { commandMissing } from './command-path';
 import { clientSource, closeInheritedFds, locateClient } from './client-fds';
 import { CredentialsError, readCredentials, type Credentials } from './credentials';
 import { appEnvironment } from './environment';
 import { createLogger, fatalLine } from './log';
 import { EXIT_CONFIG, parseArgs, PROGRAM, USAGE } from './options';
 import { dropPrivileges, planPrivileges } from './privileges';
+import { supervise } from './supervise';
+import { VERSION } from './version';
 
-// Read at build time by the Makefile's version check; kept in step with package.json.
-const VERSION = '0.1.0';
 
 function main(): void {
   const parsed = parseArgs(process.argv.slice(2), process.env);
@@ -78,68 +81,50 @@ function main(): void {
     if (refused !== undefined) fatal(refused, EXIT_CONFIG);
   }
 
-  const env = appEnvironment(process.env, { keepEnv: config.keepEnv, fromListenFd: source.kind === 'listen' });
-  const app = spawnApp(config.app, env, { stdin: fds.readFd, stdout: fds.writeFd, stderr: appStderr }, plan.app);
-
-  let status: number | undefined;
-  let summary: () => string | undefined = () => undefined;
-  let tlsUp = false;
-  let outboundDone = false;
-  const maybeExit = (): void => {
-    if (status === undefined) return;
-    if (tlsUp && !outboundDone) return;
-    const line = summary();
-    if (line !== undefined) log.info(line);
-    process.exit(status);
-  };
-  app.child.on('error', (e: NodeJS.ErrnoException) => {
-    if (app.child.pid === undefined) fatal(`cannot run ${config.app[0]}: ${e.code ?? e.message}`, spawnFailureStatus(e.code));
-    // A signal the helper may not send: the app runs as another user than TLS_UID.
-    log.warn(`cannot signal the app: ${e.code ?? e.message}`);
+  const env = appEnvironment(process.env, {
+    keepEnv: config.keepEnv,
+    fromListenFd: source.kind === 'listen',
+    ucspiTls: !config.implicit,
   });
-  app.child.once('exit', (code, signal) => {
-    status = exitStatus(code, signal);
-    log.info(`app exited ${signal !== null ? `on ${signal}` : `with ${code}`}`);
-    maybeExit();
-  });
-  for (const sig of FORWARDED_SIGNALS) {
-    process.on(sig, () => {
-      log.info(`${sig} passed to the app`);
-      app.child.kill(sig);
-    });
+  let child: ChildProcess;
+  let implicitApp: ImplicitApp | undefined;
+  let app: App | undefined;
+  if (config.implicit) {
+    const missing = commandMissing(config.app[0]!, env.PATH);
+    if (missing !== undefined) fatal(`cannot run ${config.app[0]}: ${missing}`, spawnFailureStatus(missing));
+    implicitApp = spawnImplicitApp(config.app, env, appStderr, plan.app);
+    child = implicitApp.child;
+  } else {
+    app = spawnApp(config.app, env, { stdin: fds.readFd, stdout: fds.writeFd, stderr: appStderr }, plan.app);
+    child = app.child;
   }
-  if (app.child.pid === undefined) return; // the 'error' above ends us
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
-  const { startEngine } = require('./engine') as typeof import('./engine');
+
+  const life = supervise(child, {
+    appName: config.app[0]!,
+    log,
+    fatal,
+    describeExit: (status, tlsUp) => (implicitApp !== undefined && !tlsUp && status === EXIT_NO_TLS ? 'app not started: no TLS' : undefined),
+  });
+  if (child.pid === undefined) return; // the 'error' above ends us
+  /* eslint-disable @typescript-eslint/no-require-imports */
+  const engineModule = implicitApp !== undefined ? (require('./implicit') as typeof import('./implicit')) : undefined;
+  const starttlsModule = app !== undefined ? (require('./engine') as typeof import('./engine')) : undefined;
+  /* eslint-enable @typescript-eslint/no-require-imports */
   // Every module is loaded by now: the helper's new user need not read our files.
   if (plan.helper !== undefined) {
     try {
       dropPrivileges(plan.helper);
     } catch (e) {
-      app.child.kill('SIGTERM');
+      child.kill('SIGTERM');
       fatal(`cannot become ${plan.helper.uid}:${plan.helper.gid}: ${(e as Error).message}`, EXIT_CONFIG);
     }
     log.info(`helper now runs as ${plan.helper.uid}:${plan.helper.gid}`);
   }
 
-  const engine = startEngine({
-    config,
-    creds,
-    fds,
-    app,
-    log,
-    interfaceVersion: `${PROGRAM}/${VERSION}`,
-    hooks: {
-      tlsStarted: () => {
-        tlsUp = true;
-      },
-      outboundDone: () => {
-        outboundDone = true;
-        maybeExit();
-      },
-    },
-  });
-  summary = engine.summary;
+  const common = { config, creds, fds, log, interfaceVersion: `${PROGRAM}/${VERSION}`, hooks: life.hooks };
+  const engine =
+    engineModule !== undefined ? engineModule.startImplicit({ ...common, app: implicitApp! }) : starttlsModule!.startEngine({ ...common, app: app! });
+  life.setSummary(engine.summary);
 }
 
 main();

@@ -28,6 +28,8 @@ export interface Config {
   handshakeTimeoutMs: number;
   logFile?: string;
   keepEnv: boolean;
+  /** Implicit TLS: the handshake first, then the app with the decrypted stream on fds 0/1. */
+  implicit: boolean;
   tls: TlsConfig;
   /** Who the app runs as, when the helper starts as root ($UID/$GID or -u/-g). */
   appIds?: Ids;
@@ -41,7 +43,9 @@ export type Parsed =
   | { kind: 'version' }
   | { kind: 'error'; status: number; message: string };
 
-export const USAGE = `usage: ${PROGRAM} [-vqeyY] [-t seconds] [-l logfile] [-u uid -g gid] app [arg ...]
+export const USAGE = `usage: ${PROGRAM} [-vqeyY] [--implicit] [-t seconds] [-l logfile] [-u uid -g gid] app [arg ...]
+      --implicit             TLS from the first byte (ports 465, 993, 995): the handshake,
+                             then the app with the plaintext on fds 0/1 and SSL_* in its environment
   -v, --verbose              log every event, not only failures
   -q, --quiet                log nothing
   -t, --timeout SECONDS      handshake time limit (default 30, 0 = none)
@@ -83,6 +87,7 @@ export function parseArgs(argv: readonly string[], env: Env): Parsed {
       'strict-sni',
       'cert-pem',
       's6-vars',
+      'implicit',
     ],
     string: ['timeout', 'log-file', 'uid', 'gid'],
     alias: {
@@ -144,7 +149,7 @@ export function parseArgs(argv: readonly string[], env: Env): Parsed {
   if (typeof tls === 'string') return configError(tls);
 
   const verbosity: Verbosity = a.quiet ? 0 : a.verbose ? 2 : 1;
-  const config: Config = { app, verbosity, handshakeTimeoutMs, keepEnv: Boolean(a['keep-env']), tls };
+  const config: Config = { app, verbosity, handshakeTimeoutMs, keepEnv: Boolean(a['keep-env']), implicit: Boolean(a.implicit), tls };
   if (typeof logFile === 'string') config.logFile = logFile;
   if (ids !== undefined) config.appIds = ids;
   if (helperIds !== undefined) config.helperIds = helperIds;

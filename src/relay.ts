@@ -1,18 +1,20 @@
-// Move bytes between the TLS socket and the app's two pipes, each direction on its own,
+// Move bytes between the TLS socket and the app's two channels, each direction on its own,
 // with stream backpressure (memory stays bounded whatever the speeds) and half-close.
 import type { Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import { describeError } from './handshake';
 
 export interface RelayEvents {
-  /** App to client finished: close_notify and FIN sent after the last byte, or the client is gone. */
+  /** App to peer finished: close_notify and FIN sent after the last byte, or the peer is gone. */
   outboundDone(): void;
   log(message: string): void;
+  /** What the log calls the other end: 'client' or 'server'. */
+  peer: string;
 }
 
 export interface RelayCounts {
   toApp: number;
-  toClient: number;
+  toPeer: number;
 }
 
 export function relay(tls: TLSSocket, toApp: Socket, fromApp: Socket, ev: RelayEvents): () => RelayCounts {
@@ -24,28 +26,28 @@ export function relay(tls: TLSSocket, toApp: Socket, fromApp: Socket, ev: RelayE
     }
   };
 
-  // client -> app
+  // peer -> app
   tls.pipe(toApp);
   toApp.on('error', (e) => {
-    // The app closed its read end: it wants no more; drain the client so TLS keeps going out.
+    // The app closed its read end: it wants no more; drain the peer so TLS keeps going out.
     ev.log(`app stopped reading: ${describeError(e)}`);
     tls.unpipe(toApp);
     tls.resume();
   });
 
-  // app -> client: end() sends close_notify, then shuts the TCP write side.
+  // app -> peer: end() sends close_notify, then shuts the TCP write side.
   fromApp.pipe(tls);
   tls.on('finish', outbound);
   fromApp.on('error', (e) => {
-    ev.log(`app write pipe: ${describeError(e)}`);
+    ev.log(`app write channel: ${describeError(e)}`);
     tls.end();
   });
 
-  let clientGone = false;
+  let peerGone = false;
   tls.on('error', (e) => {
-    if (!clientGone) ev.log(`client connection: ${describeError(e)}`);
-    clientGone = true;
-    // Nothing more can reach the client: the app sees EPIPE on its write pipe, EOF on its read pipe.
+    if (!peerGone) ev.log(`${ev.peer} connection: ${describeError(e, ev.peer)}`);
+    peerGone = true;
+    // Nothing more can reach the peer: the app sees EPIPE on its write channel, EOF on its read one.
     fromApp.destroy();
     if (!toApp.destroyed) toApp.end();
     outbound();
@@ -56,5 +58,11 @@ export function relay(tls: TLSSocket, toApp: Socket, fromApp: Socket, ev: RelayE
     outbound();
   });
 
-  return () => ({ toApp: toApp.bytesWritten, toClient: fromApp.bytesRead });
+  return () => ({ toApp: toApp.bytesWritten, toPeer: fromApp.bytesRead });
+}
+
+/** The closing log line, once TLS has run. */
+export function summaryLine(counts: (() => RelayCounts) | undefined, peer: string): string | undefined {
+  const c = counts?.();
+  return c && `TLS ended: ${c.toPeer} bytes to ${peer}, ${c.toApp} bytes to app`;
 }

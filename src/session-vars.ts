@@ -11,12 +11,15 @@ export interface SessionInfo {
   /** Hex, upper case; empty when the session has none. */
   sessionId: string;
   resumed: boolean;
-  secureRenegotiation: boolean;
+  /** Known on the server side only: the client's hello shows it. */
+  secureRenegotiation?: boolean;
   sni?: string;
   server?: CertInfo;
   interfaceVersion: string;
   libraryVersion: string;
   alpn?: string;
+  /** SSL_SERVER_VERIFY: the client side's verdict on the server's certificate. */
+  serverVerify?: string;
   /** SSL_CLIENT_VERIFY, when client certificates are asked for. */
   clientVerify?: string;
   client?: PeerCertificate;
@@ -114,7 +117,7 @@ export function sessionVars(s: SessionInfo): Vars {
   if (s.sessionId !== '') out.push(['SSL_SESSION_ID', s.sessionId]);
   out.push(
     ['SSL_SESSION_RESUMED', s.resumed ? 'Resumed' : 'Initial'],
-    ['SSL_SECURE_RENEG', s.secureRenegotiation ? 'true' : 'false'],
+    ...(s.secureRenegotiation !== undefined ? [['SSL_SECURE_RENEG', s.secureRenegotiation ? 'true' : 'false'] as [string, string]] : []),
     ['SSL_COMPRESS_METHOD', 'NULL'],
     ['SSL_VERSION_INTERFACE', s.interfaceVersion],
     ['SSL_VERSION_LIBRARY', s.libraryVersion],
@@ -129,6 +132,7 @@ export function sessionVars(s: SessionInfo): Vars {
       s.client.chain.forEach((c, n) => out.push([`SSL_CLIENT_CERT_CHAIN_${n}`, pem(c)]));
     }
   }
+  if (s.serverVerify !== undefined) out.push(['SSL_SERVER_VERIFY', s.serverVerify]);
   if (s.server !== undefined) out.push(...certVars('SSL_SERVER', s.server, s.nowMs));
   if (s.s6) {
     if (s.sni !== undefined && s.sni !== '') out.push(['SSL_TLS_SNI_SERVERNAME', s.sni]);

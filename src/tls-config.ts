@@ -27,23 +27,15 @@ export interface Identity {
   pairs: KeyPair[];
 }
 
-export interface TlsConfig {
+export interface TlsConfig extends TlsPolicy {
   identities: Identity[];
   clientCert: ClientCertMode;
   caFile?: string;
   caDir?: string;
   clientCaFile?: string;
   verifyDepth?: number;
-  minVersion: TlsVersion;
-  maxVersion: TlsVersion;
-  ciphers: string;
-  cipherSuites: string;
-  groups: string;
-  /** True when CIPHERS, CIPHERSUITES or TLS_GROUPS differ from the defaults: OpenSSL must judge them. */
-  customAlgorithms: boolean;
   dhFile?: string;
   ticketKeyFile?: string;
-  alpn?: string[];
   strictSni: boolean;
   certPem: boolean;
   s6Vars: boolean;
@@ -82,7 +74,7 @@ export function isTlsVariable(name: string): boolean {
   return (TLS_ENV as readonly string[]).includes(name) || PER_NAME.test(name);
 }
 
-type Env = Readonly<Record<string, string | undefined>>;
+export type Env = Readonly<Record<string, string | undefined>>;
 
 function nonEmpty(env: Env, name: string): string | undefined {
   const v = env[name];
@@ -164,11 +156,19 @@ function identities(env: Env): Identity[] | string {
   return out;
 }
 
-/** The policy, or the one line that says what is wrong. */
-export function readTlsConfig(env: Env, flags: TlsFlags): TlsConfig | string {
-  const ids = identities(env);
-  if (typeof ids === 'string') return ids;
+/** What both sides take from the environment: versions, algorithms, ALPN. */
+export interface TlsPolicy {
+  minVersion: TlsVersion;
+  maxVersion: TlsVersion;
+  ciphers: string;
+  cipherSuites: string;
+  groups: string;
+  /** True when CIPHERS, CIPHERSUITES or TLS_GROUPS differ from the defaults: OpenSSL must judge them. */
+  customAlgorithms: boolean;
+  alpn?: string[];
+}
 
+export function readPolicy(env: Env): TlsPolicy | string {
   const minRaw = nonEmpty(env, 'TLS_MIN_VERSION');
   const maxRaw = nonEmpty(env, 'TLS_MAX_VERSION');
   const minVersion = minRaw === undefined ? 'TLSv1.2' : parseVersion(minRaw);
@@ -178,16 +178,35 @@ export function readTlsConfig(env: Env, flags: TlsFlags): TlsConfig | string {
   if (VERSIONS.indexOf(minVersion) > VERSIONS.indexOf(maxVersion)) {
     return `TLS_MIN_VERSION ${minVersion} is above TLS_MAX_VERSION ${maxVersion}`;
   }
-
-  const out: TlsConfig = {
-    identities: ids,
-    clientCert: flags.clientCert,
+  const out: TlsPolicy = {
     minVersion,
     maxVersion,
     ciphers: nonEmpty(env, 'CIPHERS') ?? DEFAULT_CIPHERS,
     cipherSuites: nonEmpty(env, 'CIPHERSUITES') ?? DEFAULT_CIPHERSUITES,
     groups: nonEmpty(env, 'TLS_GROUPS') ?? DEFAULT_GROUPS,
     customAlgorithms: ['CIPHERS', 'CIPHERSUITES', 'TLS_GROUPS'].some((n) => nonEmpty(env, n) !== undefined),
+  };
+  const alpn = nonEmpty(env, 'ALPN');
+  if (alpn !== undefined) {
+    const list = alpn.split(',').map((s) => s.trim()).filter((s) => s !== '');
+    const bad = list.find((p) => Buffer.byteLength(p) > 255 || !/^[\x21-\x7e]+$/.test(p));
+    if (list.length === 0 || bad !== undefined) return `ALPN: '${bad ?? alpn}' is not a protocol name list (comma separated)`;
+    out.alpn = list;
+  }
+  return out;
+}
+
+/** The policy, or the one line that says what is wrong. */
+export function readTlsConfig(env: Env, flags: TlsFlags): TlsConfig | string {
+  const ids = identities(env);
+  if (typeof ids === 'string') return ids;
+  const policy = readPolicy(env);
+  if (typeof policy === 'string') return policy;
+
+  const out: TlsConfig = {
+    identities: ids,
+    clientCert: flags.clientCert,
+    ...policy,
     strictSni: flags.strictSni,
     certPem: flags.certPem,
     s6Vars: flags.s6Vars,
@@ -209,13 +228,6 @@ export function readTlsConfig(env: Env, flags: TlsFlags): TlsConfig | string {
   if (depth !== undefined) {
     if (!/^\d{1,3}$/.test(depth)) return `VERIFYDEPTH: '${depth}' is not a number of intermediate certificates`;
     out.verifyDepth = Number(depth);
-  }
-  const alpn = nonEmpty(env, 'ALPN');
-  if (alpn !== undefined) {
-    const list = alpn.split(',').map((s) => s.trim()).filter((s) => s !== '');
-    const bad = list.find((p) => Buffer.byteLength(p) > 255 || !/^[\x21-\x7e]+$/.test(p));
-    if (list.length === 0 || bad !== undefined) return `ALPN: '${bad ?? alpn}' is not a protocol name list (comma separated)`;
-    out.alpn = list;
   }
   return out;
 }

@@ -306,3 +306,35 @@ export async function logged(l: Launcher, re: RegExp, ms = 5000): Promise<boolea
   return false;
 }
 
+
+export const CLIENT = join(ROOT, 'bin', 'ucspi-tls-client');
+export const DEMO = join(ROOT, 'demo', 'smtp-demo');
+export const RELAY_CLIENT = join(ROOT, 'build', 'test', 'apps', 'relay-client.js');
+
+export interface Finished {
+  status: number | null;
+  signal: NodeJS.Signals | null;
+  out: string;
+  err: string;
+}
+
+/** Run a command to its end (tcpclient and a client app), with a limit. */
+export function run(cmd: string, args: string[], env: NodeJS.ProcessEnv, ms = 30000): Promise<Finished> {
+  return new Promise((res) => {
+    const p = spawn(cmd, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    p.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+    p.stderr!.on('data', (d: Buffer) => (err += d.toString()));
+    const timer = setTimeout(() => p.kill('SIGKILL'), ms);
+    p.once('close', (status, signal) => {
+      clearTimeout(timer);
+      res({ status, signal, out, err });
+    });
+  });
+}
+
+/** tcpclient, ucspi-tls-client and the test client app, to 127.0.0.1:port. */
+export function relayClient(port: number, env: NodeJS.ProcessEnv, helperArgs: string[], tcpclientArgs = ['-RH']): Promise<Finished> {
+  return run('tcpclient', [...tcpclientArgs, '127.0.0.1', String(port), CLIENT, ...helperArgs, process.execPath, RELAY_CLIENT], env);
+}

@@ -41,10 +41,10 @@ t.test('options', async (t) => {
 
 t.test('environment', async (t) => {
   const env = { PATH: '/bin', CERTFILE: 'c', KEYFILE: 'k', CIPHERS: 'x', DHFILE: 'd', CERTCHAINFILE: 'cc', LISTEN_FDS: '1', LISTEN_PID: '9', TCPREMOTEIP: '1.2.3.4' };
-  t.same(appEnvironment(env, { keepEnv: false, fromListenFd: true }), {
+  t.same(appEnvironment(env, { keepEnv: false, fromListenFd: true, ucspiTls: true }), {
     PATH: '/bin', TCPREMOTEIP: '1.2.3.4', SSLCTLFD: '3', SSLREADFD: '4', SSLWRITEFD: '5',
   });
-  const kept = appEnvironment(env, { keepEnv: true, fromListenFd: false });
+  const kept = appEnvironment(env, { keepEnv: true, fromListenFd: false, ucspiTls: true });
   t.equal(kept.CERTFILE, 'c');
   t.equal(kept.LISTEN_FDS, '1', 'LISTEN_* stay when they were not ours');
 });

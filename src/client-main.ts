@@ -1,0 +1,90 @@
+// ucspi-tls-client: UCSPI-TLS for apps that speak STARTTLS as clients, run under tcpclient
+// (the connection on fds 6 and 7). The app runs at once; on `y`/`Y` the helper runs the
+// client handshake, checks the server's certificate, and relays.
+import { openSync, writeSync } from 'node:fs';
+import { spawnApp } from './app';
+import { closeInheritedFds, sameSocket } from './client-fds';
+import { readClientCredentials, type ClientCredentials } from './client-credentials';
+import { clientAppEnvironment, CLIENT_PROGRAM, CLIENT_USAGE, NET_READ_FD, NET_WRITE_FD, parseClientArgs } from './client-options';
+import { CredentialsError } from './credentials';
+import { createLogger, fatalLine } from './log';
+import { EXIT_CONFIG } from './options';
+import { supervise } from './supervise';
+import { VERSION } from './version';
+
+function main(): void {
+  const parsed = parseClientArgs(process.argv.slice(2), process.env);
+  if (parsed.kind === 'help') {
+    writeSync(1, `${CLIENT_USAGE}\n`);
+    process.exit(0);
+  }
+  if (parsed.kind === 'version') {
+    writeSync(1, `${CLIENT_PROGRAM} ${VERSION}\n`);
+    process.exit(0);
+  }
+  if (parsed.kind === 'error') {
+    fatalLine(parsed.message, CLIENT_PROGRAM);
+    process.exit(parsed.status);
+  }
+  const config = parsed.config;
+  const same = sameSocket(NET_READ_FD, NET_WRITE_FD);
+  if (same === undefined) {
+    fatalLine(`no connection on fds ${NET_READ_FD} and ${NET_WRITE_FD} (a socket): run me under tcpclient`, CLIENT_PROGRAM);
+    process.exit(EXIT_CONFIG);
+  }
+
+  let logFd = 2;
+  if (config.logFile !== undefined) {
+    try {
+      logFd = openSync(config.logFile, 'a', 0o640);
+    } catch (e) {
+      fatalLine(`cannot open log file ${config.logFile}: ${(e as Error).message}`, CLIENT_PROGRAM);
+      process.exit(EXIT_CONFIG);
+    }
+  }
+  const log = createLogger(logFd, config.verbosity, CLIENT_PROGRAM);
+  const fatal = (message: string, status: number): never => {
+    createLogger(logFd, 1, CLIENT_PROGRAM).warn(`fatal: ${message}`);
+    process.exit(status);
+  };
+  closeInheritedFds(new Set([NET_READ_FD, NET_WRITE_FD, logFd]));
+
+  let creds: ClientCredentials;
+  try {
+    creds = readClientCredentials(config.tls);
+  } catch (e) {
+    if (e instanceof CredentialsError) fatal(e.message, EXIT_CONFIG);
+    throw e;
+  }
+
+  const env = clientAppEnvironment(process.env, config.keepEnv);
+  const app = spawnApp(config.app, env, { stdin: 0, stdout: 1, stderr: 2, extra: [NET_READ_FD, NET_WRITE_FD] });
+  const life = supervise(app.child, { appName: config.app[0]!, log, fatal });
+  if (app.child.pid === undefined) return; // the 'error' handler ends us
+
+  /* eslint-disable @typescript-eslint/no-require-imports */
+  const { startControl } = require('./control-session') as typeof import('./control-session');
+  const { clientHandshake } = require('./tls-connect') as typeof import('./tls-connect');
+  const { openClientStream } = require('./client-stream') as typeof import('./client-stream');
+  /* eslint-enable @typescript-eslint/no-require-imports */
+  log.info(`server certificates checked against ${config.verify ? creds.trustSource : 'nothing (--insecure)'}`);
+  const engine = startControl({
+    app,
+    log,
+    hooks: life.hooks,
+    peer: 'server',
+    handshake: () =>
+      clientHandshake(openClientStream({ readFd: NET_READ_FD, writeFd: NET_WRITE_FD, sameObject: same }), {
+        policy: config.tls,
+        creds,
+        ...(config.serverName !== undefined ? { serverName: config.serverName } : {}),
+        verify: config.verify,
+        timeoutMs: config.handshakeTimeoutMs,
+        log,
+        interfaceVersion: `${CLIENT_PROGRAM}/${VERSION}`,
+      }),
+  });
+  life.setSummary(engine.summary);
+}
+
+main();

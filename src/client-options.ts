@@ -1,0 +1,148 @@
+// ucspi-tls-client's command line and environment -> configuration. Pure.
+import { isIP } from 'node:net';
+import minimist from 'minimist';
+import { EXIT_CONFIG, EXIT_USAGE, type Verbosity } from './options';
+import { normalizeServerName, readPolicy, type Env, type KeyPair, type TlsPolicy } from './tls-config';
+
+export const CLIENT_PROGRAM = 'ucspi-tls-client';
+
+/** tcpclient's fds for the connection. */
+export const NET_READ_FD = 6;
+export const NET_WRITE_FD = 7;
+
+export interface ClientTlsConfig extends TlsPolicy {
+  caFile?: string;
+  caDir?: string;
+  /** A client certificate to present (CERTFILE, KEYFILE). */
+  pair?: KeyPair;
+}
+
+export interface ClientConfig {
+  app: string[];
+  verbosity: Verbosity;
+  handshakeTimeoutMs: number;
+  logFile?: string;
+  keepEnv: boolean;
+  /** The name the certificate must carry (a host name or an IP address); SNI too when a host name. */
+  serverName?: string;
+  /** false only with --insecure: the server's certificate is taken unchecked. */
+  verify: boolean;
+  tls: ClientTlsConfig;
+}
+
+export type ClientParsed =
+  | { kind: 'run'; config: ClientConfig }
+  | { kind: 'help' }
+  | { kind: 'version' }
+  | { kind: 'error'; status: number; message: string };
+
+/** Variables ucspi-tls-client reads for itself; removed from the app's environment. */
+export const CLIENT_ENV = [
+  'CERTFILE',
+  'KEYFILE',
+  'CAFILE',
+  'CADIR',
+  'CIPHERS',
+  'CIPHERSUITES',
+  'TLS_GROUPS',
+  'TLS_MIN_VERSION',
+  'TLS_MAX_VERSION',
+  'ALPN',
+] as const;
+
+export const CLIENT_USAGE = `usage: ${CLIENT_PROGRAM} [-vqe] [-k servername] [-t seconds] [-l logfile] [--insecure] app [arg ...]
+  run under tcpclient: the connection is on fds 6 (read) and 7 (write)
+  -k, --servername NAME      the name the server's certificate must carry, sent as SNI
+                             (default $TCPREMOTEHOST); an IP address is checked, not sent
+  -v, --verbose              log every event, not only failures
+  -q, --quiet                log nothing
+  -t, --timeout SECONDS      handshake time limit (default 30, 0 = none)
+  -l, --log-file FILE        log here instead of fd 2
+  -e, --keep-env             leave the TLS configuration variables in the app's environment
+      --insecure             do not check the server's certificate (SSL_SERVER_VERIFY says what is wrong)
+  -h, --help                 print this and exit
+  -V, --version              print the version and exit
+environment: CAFILE CADIR (default: the system's trust store), CERTFILE KEYFILE (a client
+  certificate), CIPHERS CIPHERSUITES TLS_GROUPS TLS_MIN_VERSION TLS_MAX_VERSION ALPN; see ${CLIENT_PROGRAM}(1)`;
+
+function nonEmpty(env: Env, name: string): string | undefined {
+  const v = env[name];
+  return v === undefined || v === '' ? undefined : v;
+}
+
+export function parseClientArgs(argv: readonly string[], env: Env): ClientParsed {
+  let unknown: string | undefined;
+  const a = minimist([...argv], {
+    boolean: ['verbose', 'quiet', 'keep-env', 'help', 'version', 'insecure'],
+    string: ['timeout', 'log-file', 'servername'],
+    alias: { v: 'verbose', q: 'quiet', t: 'timeout', l: 'log-file', e: 'keep-env', h: 'help', V: 'version', k: 'servername' },
+    stopEarly: true,
+    unknown: (arg) => {
+      if (unknown === undefined && arg.startsWith('-') && arg !== '-') unknown = arg;
+      return arg.startsWith('-') ? false : true;
+    },
+  });
+  const usage = (message: string): ClientParsed => ({ kind: 'error', status: EXIT_USAGE, message });
+  const config = (message: string): ClientParsed => ({ kind: 'error', status: EXIT_CONFIG, message });
+  if (unknown !== undefined) return usage(`unknown option ${unknown}`);
+  if (a.help) return { kind: 'help' };
+  if (a.version) return { kind: 'version' };
+  for (const name of ['timeout', 'log-file', 'servername']) {
+    if (Array.isArray(a[name])) return usage(`--${name} given more than once`);
+  }
+  let handshakeTimeoutMs = 30_000;
+  if (a.timeout !== undefined) {
+    const t = String(a.timeout);
+    if (!/^\d+(\.\d+)?$/.test(t)) return usage(`--timeout needs a number of seconds, not '${t}'`);
+    handshakeTimeoutMs = Math.round(Number(t) * 1000);
+  }
+  const logFile: unknown = a['log-file'];
+  if (logFile !== undefined && (typeof logFile !== 'string' || logFile === '')) return usage('--log-file needs a file name');
+  const app = a._.map(String);
+  if (app.length === 0) return usage('no app to run');
+
+  const verify = !a.insecure;
+  const given: unknown = a.servername;
+  if (given !== undefined && (typeof given !== 'string' || given === '')) return usage('--servername needs a name');
+  const raw = typeof given === 'string' ? given : nonEmpty(env, 'TCPREMOTEHOST');
+  let serverName: string | undefined;
+  if (raw !== undefined) {
+    serverName = isIP(raw) !== 0 ? raw : normalizeServerName(raw);
+    if (serverName === undefined || serverName.startsWith('*.')) {
+      return typeof given === 'string' ? usage(`--servername: '${raw}' is not a host name or IP address`) : config(`TCPREMOTEHOST: '${raw}' is not a host name`);
+    }
+  } else if (verify) {
+    return usage('no server name to check the certificate against: give -k NAME (tcpclient -H leaves TCPREMOTEHOST unset)');
+  }
+
+  const policy = readPolicy(env);
+  if (typeof policy === 'string') return config(policy);
+  const tls: ClientTlsConfig = { ...policy };
+  const caFile = nonEmpty(env, 'CAFILE');
+  const caDir = nonEmpty(env, 'CADIR');
+  if (caFile !== undefined) tls.caFile = caFile;
+  if (caDir !== undefined) tls.caDir = caDir;
+  const certFile = nonEmpty(env, 'CERTFILE');
+  const keyFile = nonEmpty(env, 'KEYFILE');
+  if (keyFile !== undefined && certFile === undefined) return config('KEYFILE is set but CERTFILE is not');
+  if (certFile !== undefined) tls.pair = { certFile, keyFile: keyFile ?? certFile };
+
+  const verbosity: Verbosity = a.quiet ? 0 : a.verbose ? 2 : 1;
+  const out: ClientConfig = { app, verbosity, handshakeTimeoutMs, keepEnv: Boolean(a['keep-env']), verify, tls };
+  if (typeof logFile === 'string') out.logFile = logFile;
+  if (serverName !== undefined) out.serverName = serverName;
+  return { kind: 'run', config: out };
+}
+
+/** The app's environment: ours removed (unless -e), the UCSPI-TLS fds named. Pure. */
+export function clientAppEnvironment(env: Env, keepEnv: boolean): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [k, v] of Object.entries(env)) {
+    if (v === undefined || (!keepEnv && (CLIENT_ENV as readonly string[]).includes(k))) continue;
+    out[k] = v;
+  }
+  out.SSLCTLFD = '3';
+  out.SSLREADFD = '4';
+  out.SSLWRITEFD = '5';
+  return out;
+}

@@ -1,0 +1,66 @@
+// The helper's life around the app's: pass signals on, and exit with the app's status once
+// the app has exited and, if TLS ran, every byte it wrote has been delivered.
+import type { ChildProcess } from 'node:child_process';
+import { exitStatus, FORWARDED_SIGNALS, spawnFailureStatus } from './app';
+import type { EngineHooks } from './control-session';
+import type { Logger } from './log';
+
+export interface Supervisor {
+  hooks: EngineHooks;
+  /** The closing log line, once the engine exists. */
+  setSummary(summary: () => string | undefined): void;
+  tlsUp(): boolean;
+}
+
+export interface SuperviseOptions {
+  appName: string;
+  log: Logger;
+  fatal(message: string, status: number): never;
+  /** The log line for the app's end; the default names its code or signal. */
+  describeExit?(status: number, tlsUp: boolean): string | undefined;
+}
+
+export function supervise(child: ChildProcess, o: SuperviseOptions): Supervisor {
+  let status: number | undefined;
+  let summary: () => string | undefined = () => undefined;
+  let tlsUp = false;
+  let outboundDone = false;
+  const maybeExit = (): void => {
+    if (status === undefined) return;
+    if (tlsUp && !outboundDone) return;
+    const line = summary();
+    if (line !== undefined) o.log.info(line);
+    process.exit(status);
+  };
+  child.on('error', (e: NodeJS.ErrnoException) => {
+    if (child.pid === undefined) o.fatal(`cannot run ${o.appName}: ${e.code ?? e.message}`, spawnFailureStatus(e.code));
+    // A signal the helper may not send: the app runs as another user than TLS_UID.
+    o.log.warn(`cannot signal the app: ${e.code ?? e.message}`);
+  });
+  child.once('exit', (code, signal) => {
+    status = exitStatus(code, signal);
+    o.log.info(o.describeExit?.(status, tlsUp) ?? `app exited ${signal !== null ? `on ${signal}` : `with ${code}`}`);
+    maybeExit();
+  });
+  for (const sig of FORWARDED_SIGNALS) {
+    process.on(sig, () => {
+      o.log.info(`${sig} passed to the app`);
+      child.kill(sig);
+    });
+  }
+  return {
+    hooks: {
+      tlsStarted: () => {
+        tlsUp = true;
+      },
+      outboundDone: () => {
+        outboundDone = true;
+        maybeExit();
+      },
+    },
+    setSummary: (s) => {
+      summary = s;
+    },
+    tlsUp: () => tlsUp,
+  };
+}
