@@ -4,7 +4,7 @@ MARKED_MAN := node_modules/.bin/marked-man
 TSC := node_modules/.bin/tsc
 TAP := node_modules/.bin/tap
 SOURCES := $(shell find src test demo -name "*.ts")
-MANPAGES := man/ucspi-tls-wrap.1
+MANPAGES := man/ucspi-tls-wrap.1 man/ucspi-tls-client.1
 
 .PHONY: all build man check deps test-deps demo clean
 

@@ -3,7 +3,9 @@
 // (or are counted in `buffered`), never silently in a buffer the app forgot.
 import type { Readable } from 'node:stream';
 
-export class LineTooLongError extends Error {}
+export class LineTooLongError extends Error {
+  override name = 'LineTooLongError';
+}
 
 export class LineReader {
   private buf: Buffer = Buffer.alloc(0);

@@ -7,7 +7,9 @@ import { decodeReply } from '../reply';
 import type { LineReader } from './lines';
 
 /** Not started: no helper, a refused command, or a handshake that failed (the helper's log says why). */
-export class StartTlsError extends Error {}
+export class StartTlsError extends Error {
+  override name = 'StartTlsError';
+}
 
 /**
  * Refused before anything was sent: the peer's bytes after the STARTTLS command were already
@@ -15,6 +17,7 @@ export class StartTlsError extends Error {}
  * into the protected session (CVE-2011-0411); the app should answer an error and close.
  */
 export class BufferedPlaintextError extends StartTlsError {
+  override name = 'BufferedPlaintextError';
   constructor(readonly bytes: number) {
     super(`${bytes} byte(s) of plaintext received after the STARTTLS command: TLS refused`);
   }

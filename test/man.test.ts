@@ -1,0 +1,24 @@
+// Every executable has a man page, built from its Markdown, and man(1) renders it.
+import t from 'tap';
+import { spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { ROOT } from './helpers';
+
+const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { bin: Record<string, string> };
+const mustShow: Record<string, string[]> = {
+  'ucspi-tls-wrap': ['--implicit', '--require-client-cert', 'SSLCTLFD', 'EXIT STATUS', '98'],
+  'ucspi-tls-client': ['--servername', '--insecure', 'SSL_SERVER_VERIFY', 'tcpclient', 'EXIT STATUS'],
+};
+
+t.same(Object.keys(pkg.bin), Object.keys(mustShow), 'each executable is checked here');
+for (const name of Object.keys(pkg.bin)) {
+  t.test(`man -l man/${name}.1`, async (t) => {
+    const r = spawnSync('man', ['-l', join(ROOT, 'man', `${name}.1`)], { encoding: 'utf8', env: { ...process.env, MANWIDTH: '100' } });
+    t.equal(r.status, 0, r.stderr);
+    const text = r.stdout.replace(/.\x08/g, '');
+    t.match(text, new RegExp(`^NAME\\n\\s+${name} - `, 'm'));
+    t.match(text, /^SYNOPSIS$/m);
+    for (const word of mustShow[name]!) t.ok(text.includes(word), `shows ${word}`);
+  });
+}
