@@ -11,16 +11,21 @@ export const ROOT = resolve(__dirname, '..', '..');
 export const HELPER = join(ROOT, 'bin', 'ucspi-tls-wrap');
 export const APP = join(ROOT, 'test', 'apps', 'smtp-app');
 
-export function tempDir(t: { teardown(fn: () => void): void }, prefix = 'utw-'): string {
+export function tempDir(t: { teardown(fn: () => void | Promise<void>): void }, prefix = 'utw-'): string {
   const d = mkdtempSync(join(tmpdir(), prefix));
-  // An app of the last session may still be writing its report: retry.
+  // An app of the last session may still be writing its report: try again, each time from
+  // the top (rmSync's own retries never list the folder again), for a few seconds at most.
   // A failure here must not skip the teardowns after it (a launcher left running hangs the run).
-  t.teardown(() => {
-    try {
-      rmSync(d, { recursive: true, force: true, maxRetries: 50, retryDelay: 100 });
-    } catch {
-      // a leftover folder in /tmp is harmless
+  t.teardown(async () => {
+    for (let i = 0; i < 50; i++) {
+      try {
+        rmSync(d, { recursive: true, force: true });
+        return;
+      } catch {
+        await sleep(100);
+      }
     }
+    // a leftover folder in /tmp is harmless
   });
   return d;
 }
