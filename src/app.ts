@@ -53,11 +53,10 @@ export const FORWARDED_SIGNALS: readonly NodeJS.Signals[] = ['SIGTERM', 'SIGINT'
  * variables in its environment. So a shell waits on fd 3 for them and then becomes the
  * app; empty input means the handshake failed, and the app never runs.
  */
-export const IMPLICIT_STUB =
-  'v=$(cat <&3) || exit 111; [ -n "$v" ] || exit 98; eval "$v"; exec 3<&-; exec "$@"';
-
 /** Status of the implicit mode when the handshake fails: the app never ran. */
 export const EXIT_NO_TLS = 98;
+
+export const IMPLICIT_STUB = `v=$(cat <&3) || exit 111; [ -n "$v" ] || exit ${EXIT_NO_TLS}; eval "$v"; exec 3<&-; exec "$@"`;
 
 export interface ImplicitApp {
   child: ChildProcess;

@@ -2,7 +2,7 @@
 import { isIP } from 'node:net';
 import minimist from 'minimist';
 import { EXIT_CONFIG, EXIT_USAGE, type Verbosity } from './options';
-import { normalizeServerName, readPolicy, type Env, type KeyPair, type TlsPolicy } from './tls-config';
+import { nonEmpty, normalizeServerName, readPolicy, type Env, type KeyPair, type TlsPolicy } from './tls-config';
 
 export const CLIENT_PROGRAM = 'ucspi-tls-client';
 
@@ -64,11 +64,6 @@ export const CLIENT_USAGE = `usage: ${CLIENT_PROGRAM} [-vqe] [-k servername] [-t
   -V, --version              print the version and exit
 environment: CAFILE CADIR (default: the system's trust store), CERTFILE KEYFILE (a client
   certificate), CIPHERS CIPHERSUITES TLS_GROUPS TLS_MIN_VERSION TLS_MAX_VERSION ALPN; see ${CLIENT_PROGRAM}(1)`;
-
-function nonEmpty(env: Env, name: string): string | undefined {
-  const v = env[name];
-  return v === undefined || v === '' ? undefined : v;
-}
 
 export function parseClientArgs(argv: readonly string[], env: Env): ClientParsed {
   let unknown: string | undefined;

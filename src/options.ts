@@ -1,7 +1,7 @@
 // Command line and environment -> configuration. Pure: no I/O, so every rule is
 // tested directly.
 import minimist from 'minimist';
-import { isTlsVariable, readTlsConfig, type ClientCertMode, type TlsConfig } from './tls-config';
+import { isTlsVariable, nonEmpty, readTlsConfig, type ClientCertMode, type TlsConfig } from './tls-config';
 
 export const PROGRAM = 'ucspi-tls-wrap';
 
@@ -67,11 +67,6 @@ environment: CERTFILE KEYFILE CERTCHAINFILE OCSPFILE (each also as VAR:servernam
 const DEFAULT_TIMEOUT_S = 30;
 
 type Env = Readonly<Record<string, string | undefined>>;
-
-function nonEmpty(env: Env, name: string): string | undefined {
-  const v = env[name];
-  return v === undefined || v === '' ? undefined : v;
-}
 
 export function parseArgs(argv: readonly string[], env: Env): Parsed {
   let unknown: string | undefined;

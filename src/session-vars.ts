@@ -2,6 +2,7 @@
 import { bytes, children, expect, readTlv, TAG } from './der';
 import { DN_COMPONENTS, oneline, rfc2253, type CertInfo, type NameEntry } from './x509';
 import type { Vars } from './reply';
+import type { TLSSocket } from 'node:tls';
 
 export interface SessionInfo {
   /** As OpenSSL names it: `TLSv1.3`. */
@@ -64,6 +65,16 @@ export function cipherBits(cipher: string): [number, number] {
   if (/(^|[-_])AES([-_]|$)/.test(name)) return [128, 128];
   if (/SEED|IDEA|RC4/.test(name)) return [128, 128];
   return [0, 0];
+}
+
+/** The session's id as SSL_SESSION_ID shows it; empty when there is none to read. */
+export function sessionIdOf(tls: Pick<TLSSocket, 'getSession'>): string {
+  try {
+    const session = tls.getSession();
+    return session ? sessionIdFromSession(session) : '';
+  } catch {
+    return ''; // an unreadable session encoding only costs the variable
+  }
 }
 
 /** The session id inside OpenSSL's DER encoding of SSL_SESSION (what Node's getSession() returns). */

@@ -10,7 +10,7 @@ import type { Credentials, IdentityCredentials, PairCredentials } from './creden
 import { serverHandshake, type Chooser, type Handshaken } from './handshake';
 import type { Logger } from './log';
 import type { Vars } from './reply';
-import { sessionIdFromSession, sessionVars, type PeerCertificate } from './session-vars';
+import { sessionIdOf, sessionVars, type PeerCertificate } from './session-vars';
 import { chooseIdentity, choosePair } from './sni';
 import type { TlsConfig } from './tls-config';
 import { ServerCache } from './tls-servers';
@@ -111,15 +111,6 @@ export function createAcceptor(policy: TlsConfig, creds: Credentials, log: Logge
   }
 
   return { broken, accept };
-}
-
-export function sessionIdOf(tls: TLSSocket): string {
-  try {
-    const session = tls.getSession();
-    return session ? sessionIdFromSession(session) : '';
-  } catch {
-    return ''; // an unreadable session encoding only costs the variable
-  }
 }
 
 /** Node's verdict; tls.Server sets it, the types do not know it is there before 'secure'. */

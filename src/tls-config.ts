@@ -76,7 +76,8 @@ export function isTlsVariable(name: string): boolean {
 
 export type Env = Readonly<Record<string, string | undefined>>;
 
-function nonEmpty(env: Env, name: string): string | undefined {
+/** A variable's value; unset and empty are the same. */
+export function nonEmpty(env: Env, name: string): string | undefined {
   const v = env[name];
   return v === undefined || v === '' ? undefined : v;
 }

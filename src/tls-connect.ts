@@ -10,8 +10,7 @@ import type { ClientTlsConfig } from './client-options';
 import { describeError } from './handshake';
 import type { Logger } from './log';
 import type { Vars } from './reply';
-import { sessionVars, type PeerCertificate } from './session-vars';
-import { sessionIdOf } from './tls-accept';
+import { sessionIdOf, sessionVars, type PeerCertificate } from './session-vars';
 import { parseCertificate } from './x509';
 
 export interface ConnectInput {
