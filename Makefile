@@ -4,9 +4,20 @@ MARKED_MAN := node_modules/.bin/marked-man
 TSC := node_modules/.bin/tsc
 TAP := node_modules/.bin/tap
 SOURCES := $(shell find src test demo -name "*.ts")
-MANPAGES := man/ucspi-tls-wrap.1 man/ucspi-tls-client.1
+MANPAGES := man/ucspi-tls-wrap.1 man/ucspi-tls-client.1 man/ucspi-tls.7
+PROGRAMS := $(shell node -p "Object.keys(require('./package.json').bin).join(' ')")
+RUNTIME_MODULES := $(shell node -p "Object.keys(require('./package.json').dependencies).join(' ')")
 
-.PHONY: all build man check deps test-deps demo clean
+# Where `make install` puts things. DESTDIR stages a package; the installed links are
+# relative, so they hold in the stage and in the final place alike.
+PREFIX ?= /usr/local
+DESTDIR ?=
+BINDIR ?= $(PREFIX)/bin
+LIBDIR ?= $(PREFIX)/lib/ucspi-tls-wrap
+MANDIR ?= $(PREFIX)/share/man
+DOCDIR ?= $(PREFIX)/share/doc/ucspi-tls-wrap
+
+.PHONY: all build man check deps test-deps demo clean install uninstall
 
 all: build man
 
@@ -23,10 +34,35 @@ build/.stamp: node_modules/.installed tsconfig.json $(SOURCES)
 man: $(MANPAGES)
 man/%.1: man/%.1.md node_modules/.installed
 	$(MARKED_MAN) --no-breaks --version "$(VERSION)" --manual "User Commands" $< > $@
+man/%.7: man/%.7.md node_modules/.installed
+	$(MARKED_MAN) --no-breaks --version "$(VERSION)" --manual "Miscellaneous Information Manual" $< > $@
+
+# The executables with what they need at run time (the compiled modules, the runtime
+# dependencies), the man pages and the examples.
+install: all
+	install -d $(DESTDIR)$(LIBDIR)/bin $(DESTDIR)$(LIBDIR)/node_modules $(DESTDIR)$(BINDIR) \
+	  $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man7 $(DESTDIR)$(DOCDIR)
+	install -m 644 package.json $(DESTDIR)$(LIBDIR)/
+	rm -rf $(DESTDIR)$(LIBDIR)/build && mkdir -p $(DESTDIR)$(LIBDIR)/build
+	cp -R build/src $(DESTDIR)$(LIBDIR)/build/
+	for m in $(RUNTIME_MODULES); do rm -rf $(DESTDIR)$(LIBDIR)/node_modules/$$m && cp -R node_modules/$$m $(DESTDIR)$(LIBDIR)/node_modules/ || exit 1; done
+	for p in $(PROGRAMS); do \
+	  install -m 755 bin/$$p $(DESTDIR)$(LIBDIR)/bin/ && \
+	  ln -sfn "$$(realpath -m --relative-to=$(BINDIR) $(LIBDIR)/bin/$$p)" $(DESTDIR)$(BINDIR)/$$p || exit 1; \
+	done
+	install -m 644 $(filter %.1,$(MANPAGES)) $(DESTDIR)$(MANDIR)/man1/
+	install -m 644 $(filter %.7,$(MANPAGES)) $(DESTDIR)$(MANDIR)/man7/
+	rm -rf $(DESTDIR)$(DOCDIR)/examples && cp -R examples $(DESTDIR)$(DOCDIR)/
+	install -m 644 README.md $(DESTDIR)$(DOCDIR)/
+
+uninstall:
+	for p in $(PROGRAMS); do rm -f $(DESTDIR)$(BINDIR)/$$p; done
+	for m in $(notdir $(MANPAGES)); do rm -f $(DESTDIR)$(MANDIR)/man$${m##*.}/$$m; done
+	rm -rf $(DESTDIR)$(LIBDIR) $(DESTDIR)$(DOCDIR)
 
 # What the tests drive: launchers, clients and a mail server, from Debian.
 test-deps:
-	sh scripts/install-debian-packages openssl ca-certificates ucspi-tcp socat xinetd gnutls-bin swaks libnet-ssleay-perl mailfront
+	sh scripts/install-debian-packages openssl ca-certificates ucspi-tcp socat xinetd gnutls-bin swaks libnet-ssleay-perl mailfront runit
 
 check: test-deps all
 	$(TAP) build/test/*.test.js

@@ -1,0 +1,104 @@
+// Installed as an operator installs it: make install (with PREFIX, with DESTDIR) and npm's
+// packed tarball; then the installed executable serves under tcpserver and man shows its pages.
+import t, { type Test } from 'tap';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { existsSync, lstatSync, readdirSync, readlinkSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { APP, baseEnv, freePort, makeCert, ROOT, run, tcpserver, tempDir, tlsSession, waitFor } from './helpers';
+
+const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string; bin: Record<string, string> };
+const programs = Object.keys(pkg.bin);
+
+function make(args: string[]): void {
+  execFileSync('make', ['-s', '-C', ROOT, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+}
+
+/** Every file and link below dir, relative to it. */
+function filesBelow(dir: string, sub = ''): string[] {
+  if (!existsSync(join(dir, sub))) return [];
+  return readdirSync(join(dir, sub), { withFileTypes: true }).flatMap((e) => {
+    const rel = join(sub, e.name);
+    return e.isDirectory() ? filesBelow(dir, rel) : [rel];
+  });
+}
+
+function renders(t: Test, manpath: string, section: string, page: string): void {
+  const r = spawnSync('man', ['-M', manpath, section, page], { encoding: 'utf8', env: { ...process.env, MANWIDTH: '100', MANPAGER: 'cat' } });
+  t.equal(r.status, 0, `man ${section} ${page}: ${r.stderr}`);
+  t.match(r.stdout.replace(/.\x08/g, ''), new RegExp(`^NAME\\n\\s+${page} - `, 'm'), `man ${section} ${page} shows its NAME`);
+}
+
+/** The installed helper under tcpserver: a STARTTLS session, the app's answer through TLS, the log. */
+async function servesUnderTcpserver(t: Test, helper: string): Promise<void> {
+  const dir = tempDir(t);
+  const port = await freePort();
+  const srv = await tcpserver(port, baseEnv(makeCert(dir), { REPORT: dir }), [helper, '-v', APP]);
+  t.teardown(() => srv.stop());
+  const s = await tlsSession(port, dir);
+  t.equal(s.answer, '250 yes NOOP', 'the app answered through TLS');
+  t.equal(s.vars.get('SSL_VERSION_INTERFACE'), `ucspi-tls-wrap/${pkg.version}`);
+  await waitFor(join(dir, 'state'));
+  for (let i = 0; i < 250 && !/app exited with 0/.test(srv.err); i++) await new Promise((r) => setTimeout(r, 20));
+  t.match(srv.err, /ucspi-tls-wrap: pid \d+: TLS started: TLSv1\.3 /);
+  t.match(srv.err, /ucspi-tls-wrap: pid \d+: app exited with 0/);
+}
+
+async function versions(t: Test, bindir: string): Promise<void> {
+  for (const p of programs) {
+    const r = await run(join(bindir, p), ['--version'], { PATH: process.env.PATH });
+    t.equal(r.out, `${p} ${pkg.version}\n`, `${p} --version`);
+  }
+}
+
+t.test('make install PREFIX=...: executables, run-time modules, man pages; then make uninstall', async (t) => {
+  const prefix = join(tempDir(t), 'usr', 'local');
+  make(['install', `PREFIX=${prefix}`]);
+  for (const p of programs) {
+    const link = join(prefix, 'bin', p);
+    t.ok(lstatSync(link).isSymbolicLink(), `bin/${p} is a link`);
+    t.equal(readlinkSync(link), `../lib/ucspi-tls-wrap/bin/${p}`, 'relative, so it holds wherever the tree is');
+  }
+  t.ok(existsSync(join(prefix, 'lib/ucspi-tls-wrap/node_modules/minimist/package.json')), 'the runtime dependency is there');
+  t.notOk(existsSync(join(prefix, 'lib/ucspi-tls-wrap/node_modules/typescript')), 'no build-time dependency');
+  t.notOk(existsSync(join(prefix, 'lib/ucspi-tls-wrap/build/test')), 'no tests');
+  t.ok(existsSync(join(prefix, 'share/doc/ucspi-tls-wrap/examples/systemd/submission@.service')), 'examples');
+  await versions(t, join(prefix, 'bin'));
+  await servesUnderTcpserver(t, join(prefix, 'bin', 'ucspi-tls-wrap'));
+  const manpath = join(prefix, 'share', 'man');
+  for (const p of programs) renders(t, manpath, '1', p);
+  renders(t, manpath, '7', 'ucspi-tls');
+
+  make(['uninstall', `PREFIX=${prefix}`]);
+  t.same(filesBelow(prefix), [], 'make uninstall leaves no file or link behind');
+});
+
+t.test('make install DESTDIR=... PREFIX=/usr/local: staged, and runs from the stage', async (t) => {
+  const stage = tempDir(t);
+  make(['install', `DESTDIR=${stage}`, 'PREFIX=/usr/local']);
+  const installed = filesBelow(stage);
+  t.ok(installed.length > 0 && installed.every((f) => f.startsWith('usr/local/')), 'everything under the stage\'s /usr/local');
+  t.ok(installed.includes('usr/local/share/man/man1/ucspi-tls-wrap.1'));
+  t.ok(installed.includes('usr/local/share/man/man7/ucspi-tls.7'));
+  await versions(t, join(stage, 'usr/local/bin'));
+  make(['uninstall', `DESTDIR=${stage}`, 'PREFIX=/usr/local']);
+  t.same(filesBelow(stage), [], 'make uninstall with the same DESTDIR removes it all');
+});
+
+t.test('npm pack, then npm install -g of the tarball: commands and man pages', async (t) => {
+  const dir = tempDir(t);
+  const out = execFileSync('npm', ['pack', '--silent', '--pack-destination', dir], { cwd: ROOT, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+  const tarball = join(dir, out.trim().split('\n').pop()!);
+  const listing = execFileSync('tar', ['tzf', tarball], { encoding: 'utf8' });
+  t.match(listing, /^package\/build\/src\/main\.js$/m);
+  t.match(listing, /^package\/man\/ucspi-tls\.7$/m);
+  t.notMatch(listing, /^package\/build\/test\//m, 'no tests in the package');
+  t.notMatch(listing, /^package\/src\//m, 'no TypeScript sources');
+
+  const prefix = join(dir, 'global');
+  execFileSync('npm', ['install', '-g', '--prefix', prefix, '--prefer-offline', '--no-audit', '--no-fund', tarball],
+    { stdio: ['ignore', 'pipe', 'pipe'] });
+  await versions(t, join(prefix, 'bin'));
+  await servesUnderTcpserver(t, join(prefix, 'bin', 'ucspi-tls-wrap'));
+  for (const p of programs) renders(t, join(prefix, 'share', 'man'), '1', p);
+  renders(t, join(prefix, 'share', 'man'), '7', 'ucspi-tls');
+});
