@@ -156,3 +156,31 @@ t.test('xinetd: examples/xinetd/submission, the log in its -l file', async (t) =
   t.match(log, /^mailfront\[\d+\]: bytes in: \d+ bytes out: \d+/m, "mailfront's fd 2 is the log file too");
   t.match(log, /^ucspi-tls-wrap: pid \d+: app exited with 0$/m);
 });
+
+t.test("the README's quick start, as written (its address, port and certificate paths aside)", async (t) => {
+  const dir = tempDir(t);
+  const port = await freePort();
+  const readme = readFileSync(join(ROOT, 'README.md'), 'utf8');
+  const section = readme.slice(readme.indexOf('## Quick start'), readme.indexOf('## Options'));
+  const commands = section.split('\n').filter((l) => l.startsWith('    ')).map((l) => l.slice(4)).join('\n')
+    .replace(/\\\n\s*/g, '').split('\n');
+  t.equal(commands.length, 4, 'install, certificate, server, client');
+  const [install, cert, server, client] = commands as [string, string, string, string];
+  const testDeps = /^test-deps:\n\t(.*)$/m.exec(readFileSync(join(ROOT, 'Makefile'), 'utf8'))![1]!;
+  for (const pkg of install.replace(/^apt-get install /, '').split(' ')) t.match(testDeps, new RegExp(`\\b${pkg}\\b`), `make check installs ${pkg} too`);
+  const here = (c: string): string => c.replaceAll('/etc/ssl/private/', `${dir}/`).replaceAll('/etc/ssl/', `${dir}/`)
+    .replace(' 0 587 ', ` 127.0.0.1 ${port} `).replace('127.0.0.1:587', `127.0.0.1:${port}`);
+  const env = { PATH: `${join(ROOT, 'bin')}:${process.env.PATH}` };
+  t.equal((await run('sh', ['-c', here(cert)], env)).status, 0, 'the certificate is made');
+  t.match(server, / &$/);
+  const srv = new Launcher('sh', ['-c', `exec env ${here(server).replace(/ &$/, '')}`], env);
+  t.teardown(() => srv.stop());
+  await srv.ready(port);
+  const r = await run('sh', ['-c', here(client)], env);
+  t.equal(r.status, 0, `swaks: ${r.err}`);
+  t.match(r.out, /<~ {2}250 Received \d+ bytes/, 'mailfront took the message through TLS');
+  const log = await until(() => srv.err, /TLS ended/);
+  t.match(log, /^ucspi-tls-wrap: pid \d+: TLS started: TLSv1\.3 TLS_AES_256_GCM_SHA384$/m, 'the line the README promises');
+  t.match(log, /^mailfront\[\d+\]: RCPT TO:<postmaster@example\.org>$/m);
+  t.match(log, /^ucspi-tls-wrap: pid \d+: TLS ended: \d+ bytes to client, \d+ bytes to app$/m);
+});
