@@ -3,10 +3,10 @@ VERSION := $(shell node -p "require('./package.json').version")
 MARKED_MAN := node_modules/.bin/marked-man
 TSC := node_modules/.bin/tsc
 TAP := node_modules/.bin/tap
-SOURCES := $(shell find src test demo -name "*.ts")
+SOURCES := $(shell find src test demo bench -name "*.ts")
 MANPAGES := man/ucspi-tls-wrap.1 man/ucspi-tls-client.1
 
-.PHONY: all build man check deps test-deps demo clean
+.PHONY: all build man check deps test-deps demo bench clean
 
 all: build man
 
@@ -34,6 +34,15 @@ check: test-deps all
 demo: all
 	sh scripts/install-debian-packages openssl ucspi-tcp
 	sh demo/run
+
+# The helper beside the Node floor and stunnel; prints one table (not part of check).
+bench: all build/bench/app
+	sh scripts/install-debian-packages openssl ucspi-tcp stunnel4
+	node build/bench/bench.js
+
+build/bench/app: bench/app.c
+	@mkdir -p build/bench
+	$(CC) -O2 -Wall -Wextra -o $@ bench/app.c
 
 clean:
 	rm -rf build $(MANPAGES)
