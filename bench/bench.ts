@@ -15,7 +15,7 @@ const HELPER = join(ROOT, 'bin', 'ucspi-tls-wrap');
 const FLOOR = join(ROOT, 'bench', 'node-floor');
 
 const MiB = 1024 * 1024;
-const REPS = { banner: 25, session: 25, throughput: 3 };
+const REPS = { banner: 25, session: 25, throughput: 5 };
 const BULK = 256 * MiB;
 const SLOW_BULK = 1024 * MiB;
 /** The slow client's pace: well below what any of the rows delivers, so buffers fill. */
@@ -266,12 +266,6 @@ async function perSecond(m: Mode): Promise<number> {
   return count / ((now() - t0) / 1000);
 }
 
-async function repeat(n: number, f: () => Promise<number>): Promise<number> {
-  const xs: number[] = [];
-  for (let i = 0; i < n; i++) xs.push(await f());
-  return median(xs);
-}
-
 function startLauncher(m: Mode, cmd: string[], env: NodeJS.ProcessEnv): void {
   const l = spawn('tcpserver', ['-R', '-H', '-l', 'localhost', '-c', '100', '127.0.0.1', String(m.port), ...cmd], {
     env,
@@ -339,33 +333,24 @@ async function main(): Promise<void> {
     for (const m of modes) await sessionMs(m);
 
     const rows: Row[] = modes.map((m) => ({ name: m.name, bannerMs: NaN, sessionMs: NaN, toClient: NaN, toApp: NaN, idleKiB: NaN, peakKiB: NaN, perSecond: NaN }));
-    const step = async (what: string, f: (m: Mode, row: Row) => Promise<void>): Promise<void> => {
+    // BENCH_STEPS=banner,session,... runs only those (while working on one figure).
+    const only = process.env.BENCH_STEPS?.split(',');
+    /** The median of `reps` runs of `measure` per mode, interleaved: a noisy moment hits every row alike. */
+    const step = async (what: string, reps: number, measure: (m: Mode) => Promise<number>, set: (row: Row, value: number) => void): Promise<void> => {
+      if (only !== undefined && !only.includes(what)) return;
       const t0 = now();
-      // Interleaved: each repetition visits every mode, so a noisy moment hits all rows.
-      for (let i = 0; i < modes.length; i++) await f(modes[i]!, rows[i]!);
+      const got = modes.map((): number[] => []);
+      for (let rep = 0; rep < reps; rep++) for (let i = 0; i < modes.length; i++) got[i]!.push(await measure(modes[i]!));
+      got.forEach((xs, i) => set(rows[i]!, median(xs)));
       process.stderr.write(`bench: ${what} (${((now() - t0) / 1000).toFixed(1)} s)\n`);
     };
-    await step('banner', async (m, row) => {
-      row.bannerMs = await repeat(REPS.banner, () => bannerMs(m));
-    });
-    await step('session', async (m, row) => {
-      row.sessionMs = await repeat(REPS.session, () => sessionMs(m));
-    });
-    await step('app→client', async (m, row) => {
-      row.toClient = await repeat(REPS.throughput, () => toClientMiBs(m));
-    });
-    await step('client→app', async (m, row) => {
-      row.toApp = await repeat(REPS.throughput, () => toAppMiBs(m));
-    });
-    await step('idle memory', async (m, row) => {
-      row.idleKiB = await idleKiB(m);
-    });
-    await step('slow 1 GiB', async (m, row) => {
-      row.peakKiB = await peakKiB(m);
-    });
-    await step('sessions/s', async (m, row) => {
-      row.perSecond = await perSecond(m);
-    });
+    await step('banner', REPS.banner, bannerMs, (r, v) => (r.bannerMs = v));
+    await step('session', REPS.session, sessionMs, (r, v) => (r.sessionMs = v));
+    await step('app→client', REPS.throughput, toClientMiBs, (r, v) => (r.toClient = v));
+    await step('client→app', REPS.throughput, toAppMiBs, (r, v) => (r.toApp = v));
+    await step('idle memory', 1, idleKiB, (r, v) => (r.idleKiB = v));
+    await step('slow 1 GiB', 1, peakKiB, (r, v) => (r.peakKiB = v));
+    await step('sessions/s', 1, perSecond, (r, v) => (r.perSecond = v));
 
     console.log('');
     console.log(table(rows));
