@@ -15,8 +15,10 @@ node_modules/.installed: package.json package-lock.json
 	touch $@
 
 build: build/.stamp
-build/.stamp: node_modules/.installed tsconfig.json $(SOURCES)
+build/.stamp: node_modules/.installed tsconfig.json scripts/bundle.js $(SOURCES)
 	$(TSC) -p .
+	node scripts/bundle.js build/src/main.js build/ucspi-tls-wrap.js
+	node scripts/bundle.js build/src/client-main.js build/ucspi-tls-client.js
 	@grep -q "const VERSION = '$(VERSION)'" src/version.ts || { echo "src/version.ts VERSION differs from package.json ($(VERSION))" >&2; exit 1; }
 	touch $@
 
