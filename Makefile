@@ -3,10 +3,9 @@ VERSION := $(shell node -p "require('./package.json').version")
 MARKED_MAN := node_modules/.bin/marked-man
 TSC := node_modules/.bin/tsc
 TAP := node_modules/.bin/tap
-SOURCES := $(shell find src test demo -name "*.ts")
+SOURCES := $(shell find src test demo bench -name "*.ts")
 MANPAGES := man/ucspi-tls-wrap.1 man/ucspi-tls-client.1 man/ucspi-tls.7
 PROGRAMS := $(shell node -p "Object.keys(require('./package.json').bin).join(' ')")
-RUNTIME_MODULES := $(shell node -p "Object.keys(require('./package.json').dependencies).join(' ')")
 
 # Where `make install` puts things. DESTDIR stages a package; the installed links are
 # relative, so they hold in the stage and in the final place alike.
@@ -17,7 +16,7 @@ LIBDIR ?= $(PREFIX)/lib/ucspi-tls-wrap
 MANDIR ?= $(PREFIX)/share/man
 DOCDIR ?= $(PREFIX)/share/doc/ucspi-tls-wrap
 
-.PHONY: all build man check deps test-deps demo clean install uninstall
+.PHONY: all build man check deps test-deps demo bench clean install uninstall
 
 all: build man
 
@@ -26,8 +25,10 @@ node_modules/.installed: package.json package-lock.json
 	touch $@
 
 build: build/.stamp
-build/.stamp: node_modules/.installed tsconfig.json $(SOURCES)
+build/.stamp: node_modules/.installed tsconfig.json scripts/bundle.js $(SOURCES)
 	$(TSC) -p .
+	node scripts/bundle.js build/src/main.js build/ucspi-tls-wrap.js
+	node scripts/bundle.js build/src/client-main.js build/ucspi-tls-client.js
 	@grep -q "const VERSION = '$(VERSION)'" src/version.ts || { echo "src/version.ts VERSION differs from package.json ($(VERSION))" >&2; exit 1; }
 	touch $@
 
@@ -37,16 +38,14 @@ man/%.1: man/%.1.md node_modules/.installed
 man/%.7: man/%.7.md node_modules/.installed
 	$(MARKED_MAN) --no-breaks --version "$(VERSION)" --manual "Miscellaneous Information Manual" $< > $@
 
-# The executables with what they need at run time (the compiled modules, the runtime
-# dependencies), the man pages and the examples.
+# The executables with what they need at run time (each one file, its modules and the
+# runtime dependencies bundled), the man pages and the examples.
 install: all
-	install -d $(DESTDIR)$(LIBDIR)/bin $(DESTDIR)$(LIBDIR)/node_modules $(DESTDIR)$(BINDIR) \
+	install -d $(DESTDIR)$(LIBDIR)/bin $(DESTDIR)$(LIBDIR)/build $(DESTDIR)$(BINDIR) \
 	  $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man7 $(DESTDIR)$(DOCDIR)
 	install -m 644 package.json $(DESTDIR)$(LIBDIR)/
-	rm -rf $(DESTDIR)$(LIBDIR)/build && mkdir -p $(DESTDIR)$(LIBDIR)/build
-	cp -R build/src $(DESTDIR)$(LIBDIR)/build/
-	for m in $(RUNTIME_MODULES); do rm -rf $(DESTDIR)$(LIBDIR)/node_modules/$$m && cp -R node_modules/$$m $(DESTDIR)$(LIBDIR)/node_modules/ || exit 1; done
 	for p in $(PROGRAMS); do \
+	  install -m 644 build/$$p.js $(DESTDIR)$(LIBDIR)/build/ && \
 	  install -m 755 bin/$$p $(DESTDIR)$(LIBDIR)/bin/ && \
 	  ln -sfn "$$(realpath -m --relative-to=$(BINDIR) $(LIBDIR)/bin/$$p)" $(DESTDIR)$(BINDIR)/$$p || exit 1; \
 	done
@@ -70,6 +69,15 @@ check: test-deps all
 demo: all
 	sh scripts/install-debian-packages openssl ucspi-tcp
 	sh demo/run
+
+# The helper beside the Node floor and stunnel; prints one table (not part of check).
+bench: all build/bench/app
+	sh scripts/install-debian-packages openssl ucspi-tcp stunnel4
+	node build/bench/bench.js
+
+build/bench/app: bench/app.c
+	@mkdir -p build/bench
+	$(CC) -O2 -Wall -Wextra -o $@ bench/app.c
 
 clean:
 	rm -rf build $(MANPAGES)

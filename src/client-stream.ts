@@ -15,10 +15,12 @@ export interface ConnectionFds {
  * handle); two streams joined otherwise (two pipes, a socketpair per direction).
  */
 export function openClientStream(fds: ConnectionFds): Duplex {
+  // No Nagle delay on TCP (a no-op on other sockets): a handshake flight or a reply written
+  // in two pieces must not wait for the client's delayed ACK (40 ms).
   if (fds.sameObject) {
-    return new Socket({ fd: fds.readFd, readable: true, writable: true, allowHalfOpen: true });
+    return new Socket({ fd: fds.readFd, readable: true, writable: true, allowHalfOpen: true }).setNoDelay(true);
   }
   const r = new Socket({ fd: fds.readFd, readable: true, writable: false, allowHalfOpen: true });
-  const w = new Socket({ fd: fds.writeFd, readable: false, writable: true, allowHalfOpen: true });
+  const w = new Socket({ fd: fds.writeFd, readable: false, writable: true, allowHalfOpen: true }).setNoDelay(true);
   return joinStreams(r, w);
 }

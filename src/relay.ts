@@ -2,6 +2,7 @@
 // with stream backpressure (memory stays bounded whatever the speeds) and half-close.
 import type { Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
+import { byteCollector } from './garbage';
 import { describeError } from './handshake';
 
 export interface RelayEvents {
@@ -26,8 +27,12 @@ export function relay(tls: TLSSocket, toApp: Socket, fromApp: Socket, ev: RelayE
     }
   };
 
+  const collect = byteCollector();
+  const count = (chunk: Buffer): void => collect(chunk.length);
+
   // peer -> app
   tls.pipe(toApp);
+  tls.on('data', count);
   toApp.on('error', (e) => {
     // The app closed its read end: it wants no more; drain the peer so TLS keeps going out.
     ev.log(`app stopped reading: ${describeError(e)}`);
@@ -37,6 +42,7 @@ export function relay(tls: TLSSocket, toApp: Socket, fromApp: Socket, ev: RelayE
 
   // app -> peer: end() sends close_notify, then shuts the TCP write side.
   fromApp.pipe(tls);
+  fromApp.on('data', count);
   tls.on('finish', outbound);
   fromApp.on('error', (e) => {
     ev.log(`app write channel: ${describeError(e)}`);

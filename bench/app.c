@@ -1,0 +1,156 @@
+/*
+ * The benchmark's app: a line protocol that adds next to nothing, so the figures are the
+ * helper's. BENCH_MODE=starttls uses UCSPI-TLS on STARTTLS (fds from SSLCTLFD, SSLREADFD,
+ * SSLWRITEFD); anything else keeps talking on fds 0/1 (implicit TLS, stunnel, the floor).
+ *
+ *   banner       "220 bench ppid=N" (N: the helper, whose memory is measured)
+ *   STARTTLS     "220 go", then TLS (starttls mode) or nothing (plain)
+ *   PING         "250 pong"
+ *   SEND n       n bytes of the pattern
+ *   RECV n       reads n bytes, compares them with the pattern: "250 ok" or "554 bad"
+ *   QUIT / EOF   "221 bye" / nothing, and exit 0
+ *
+ * The pattern: byte k of a stream is pattern[k % PATTERN_LEN], pattern from xorshift32
+ * seeded with PATTERN_SEED; bench/pattern.ts makes the same bytes.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define PATTERN_LEN 1000003
+#define PATTERN_SEED 2463534242u
+#define CHUNK (128 * 1024)
+
+static unsigned char pattern[2 * PATTERN_LEN];
+static unsigned char inbuf[256 * 1024];
+static size_t in_start, in_end;
+static int in_fd = 0, out_fd = 1;
+
+static void make_pattern(void) {
+  unsigned x = PATTERN_SEED;
+  for (size_t i = 0; i < PATTERN_LEN; i++) {
+    x ^= x << 13;
+    x ^= x >> 17;
+    x ^= x << 5;
+    pattern[i] = pattern[i + PATTERN_LEN] = (unsigned char)(x >> 24);
+  }
+}
+
+static void put(const void *p, size_t n) {
+  const char *c = p;
+  while (n > 0) {
+    ssize_t w = write(out_fd, c, n);
+    if (w < 0) {
+      if (errno == EINTR) continue;
+      exit(0); /* the other end is gone */
+    }
+    c += w;
+    n -= (size_t)w;
+  }
+}
+
+static void say(const char *s) { put(s, strlen(s)); }
+
+static int fill(void) {
+  if (in_start == in_end) in_start = in_end = 0;
+  for (;;) {
+    ssize_t r = read(in_fd, inbuf + in_end, sizeof inbuf - in_end);
+    if (r < 0 && errno == EINTR) continue;
+    if (r <= 0) return 0;
+    in_end += (size_t)r;
+    return 1;
+  }
+}
+
+/* One line without its CR LF; 0 at EOF. */
+static int get_line(char *line, size_t size) {
+  for (;;) {
+    unsigned char *nl = memchr(inbuf + in_start, '\n', in_end - in_start);
+    if (nl != NULL) {
+      size_t n = (size_t)(nl - (inbuf + in_start));
+      size_t keep = n < size - 1 ? n : size - 1;
+      memcpy(line, inbuf + in_start, keep);
+      if (keep > 0 && line[keep - 1] == '\r') keep--;
+      line[keep] = 0;
+      in_start += n + 1;
+      return 1;
+    }
+    if (in_end == sizeof inbuf) {
+      if (in_start == 0) return 0; /* a line longer than the buffer: not ours */
+      memmove(inbuf, inbuf + in_start, in_end - in_start);
+      in_end -= in_start;
+      in_start = 0;
+    }
+    if (!fill()) return 0;
+  }
+}
+
+static void send_bytes(unsigned long long n) {
+  unsigned long long off = 0;
+  while (off < n) {
+    size_t pos = (size_t)(off % PATTERN_LEN);
+    size_t len = n - off < CHUNK ? (size_t)(n - off) : CHUNK;
+    put(pattern + pos, len);
+    off += len;
+  }
+}
+
+static int recv_bytes(unsigned long long n) {
+  unsigned long long off = 0;
+  int good = 1;
+  while (off < n) {
+    if (in_start == in_end && !fill()) return 0;
+    size_t len = in_end - in_start;
+    if (len > n - off) len = (size_t)(n - off);
+    if (len > PATTERN_LEN) len = PATTERN_LEN;
+    if (memcmp(inbuf + in_start, pattern + off % PATTERN_LEN, len) != 0) good = 0;
+    in_start += len;
+    off += len;
+  }
+  return good;
+}
+
+static void start_tls(void) {
+  const char *ctl = getenv("SSLCTLFD"), *rd = getenv("SSLREADFD"), *wr = getenv("SSLWRITEFD");
+  if (ctl == NULL || rd == NULL || wr == NULL) exit(111);
+  int c = atoi(ctl);
+  char b;
+  while (write(c, "y", 1) != 1)
+    if (errno != EINTR) exit(111);
+  while (read(c, &b, 1) > 0) {
+  }
+  close(c);
+  in_fd = atoi(rd);
+  out_fd = atoi(wr);
+  in_start = in_end = 0;
+}
+
+int main(void) {
+  char line[256], buf[64];
+  int starttls = getenv("BENCH_MODE") != NULL && strcmp(getenv("BENCH_MODE"), "starttls") == 0;
+  signal(SIGPIPE, SIG_IGN);
+  snprintf(buf, sizeof buf, "220 bench ppid=%ld\r\n", (long)getppid());
+  say(buf);
+  make_pattern();
+  while (get_line(line, sizeof line)) {
+    if (strcmp(line, "STARTTLS") == 0) {
+      say("220 go\r\n");
+      if (starttls) start_tls();
+    } else if (strcmp(line, "PING") == 0) {
+      say("250 pong\r\n");
+    } else if (strncmp(line, "SEND ", 5) == 0) {
+      send_bytes(strtoull(line + 5, NULL, 10));
+    } else if (strncmp(line, "RECV ", 5) == 0) {
+      say(recv_bytes(strtoull(line + 5, NULL, 10)) ? "250 ok\r\n" : "554 bad\r\n");
+    } else if (strcmp(line, "QUIT") == 0) {
+      say("221 bye\r\n");
+      return 0;
+    } else {
+      say("500 what\r\n");
+    }
+  }
+  return 0;
+}
