@@ -6,7 +6,7 @@ TAP := node_modules/.bin/tap
 SOURCES := $(shell find src test demo -name "*.ts")
 MANPAGES := man/ucspi-tls-wrap.1 man/ucspi-tls-client.1
 
-.PHONY: all build man check deps test-deps demo clean
+.PHONY: all build man check soak deps test-deps demo clean
 
 all: build man
 
@@ -26,10 +26,15 @@ man/%.1: man/%.1.md node_modules/.installed
 
 # What the tests drive: launchers, clients and a mail server, from Debian.
 test-deps:
-	sh scripts/install-debian-packages openssl ca-certificates ucspi-tcp socat xinetd gnutls-bin swaks libnet-ssleay-perl mailfront
+	sh scripts/install-debian-packages openssl ca-certificates ucspi-tcp socat xinetd gnutls-bin swaks libnet-ssleay-perl mailfront tcpdump
 
 check: test-deps all
 	$(TAP) build/test/*.test.js
+
+# The hostile-conditions suite for longer (SOAK_SECONDS), with the load test.
+SOAK_SECONDS ?= 600
+soak: test-deps all
+	SOAK_SECONDS=$(SOAK_SECONDS) $(TAP) -t 0 build/test/hostile-*.test.js build/test/soak/*.test.js
 
 demo: all
 	sh scripts/install-debian-packages openssl ucspi-tcp
