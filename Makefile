@@ -16,7 +16,7 @@ LIBDIR ?= $(PREFIX)/lib/ucspi-tls-wrap
 MANDIR ?= $(PREFIX)/share/man
 DOCDIR ?= $(PREFIX)/share/doc/ucspi-tls-wrap
 
-.PHONY: all build man check deps test-deps demo bench clean install uninstall
+.PHONY: all build man check soak deps test-deps demo bench clean install uninstall
 
 all: build man
 
@@ -61,10 +61,15 @@ uninstall:
 
 # What the tests drive: launchers, clients and a mail server, from Debian.
 test-deps:
-	sh scripts/install-debian-packages openssl ca-certificates ucspi-tcp socat xinetd gnutls-bin swaks libnet-ssleay-perl mailfront runit
+	sh scripts/install-debian-packages openssl ca-certificates ucspi-tcp socat xinetd gnutls-bin swaks libnet-ssleay-perl mailfront runit tcpdump
 
 check: test-deps all
 	$(TAP) build/test/*.test.js
+
+# The hostile-conditions suite for longer (SOAK_SECONDS), with the load test.
+SOAK_SECONDS ?= 600
+soak: test-deps all
+	SOAK_SECONDS=$(SOAK_SECONDS) $(TAP) -t 0 build/test/hostile-*.test.js build/test/soak/*.test.js
 
 demo: all
 	sh scripts/install-debian-packages openssl ucspi-tcp

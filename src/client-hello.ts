@@ -18,6 +18,8 @@ export interface HelloInfo {
   sigAlgs?: number[];
   /** supported_versions; absent from clients that know nothing past TLS 1.2. */
   versions?: number[];
+  /** ClientHello.client_version: the highest a client without supported_versions speaks. */
+  clientVersion?: number;
 }
 
 const RECORD_HEADER = 5;
@@ -57,10 +59,11 @@ function parseHello(rec: Buffer): Hello {
   const bodyLen = rec.readUIntBE(1, 3);
   // A hello spread over several records: the first one does not hold the extensions.
   if (4 + bodyLen > rec.length) return { kind: 'opaque' };
+  const clientVersion = rec.readUInt16BE(4);
   let p = 4 + 2 + 32;
   p += 1 + rec[p]!; // session id
   const suitesLen = rec.readUInt16BE(p);
-  const out: HelloInfo & { kind: 'hello' } = { kind: 'hello', renegotiationInfo: false, cipherSuites: [] };
+  const out: HelloInfo & { kind: 'hello' } = { kind: 'hello', renegotiationInfo: false, cipherSuites: [], clientVersion };
   for (let i = p + 2; i < p + 2 + suitesLen; i += 2) out.cipherSuites.push(rec.readUInt16BE(i));
   if (out.cipherSuites.includes(SCSV)) out.renegotiationInfo = true;
   p += 2 + suitesLen;
@@ -90,3 +93,18 @@ function u16List(b: Buffer): number[] {
   for (let i = 0; i + 1 < b.length; i += 2) out.push(b.readUInt16BE(i));
   return out;
 }
+
+/** The highest protocol version the client offers, by name; undefined when unknown. */
+export function highestOffered(h: HelloInfo): string | undefined {
+  const offered = h.versions ?? (h.clientVersion !== undefined ? [h.clientVersion] : []);
+  const known = offered.filter((v) => VERSION_NAMES.has(v));
+  return known.length === 0 ? undefined : VERSION_NAMES.get(Math.max(...known));
+}
+
+const VERSION_NAMES = new Map<number, string>([
+  [0x0300, 'SSLv3'],
+  [0x0301, 'TLS 1.0'],
+  [0x0302, 'TLS 1.1'],
+  [0x0303, 'TLS 1.2'],
+  [0x0304, 'TLS 1.3'],
+]);

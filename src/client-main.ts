@@ -84,7 +84,7 @@ function main(): void {
         interfaceVersion: `${CLIENT_PROGRAM}/${VERSION}`,
       }),
   });
-  life.setSummary(engine.summary);
+  life.setEngine(engine);
 }
 
 main();

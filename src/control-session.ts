@@ -4,7 +4,7 @@ import type { TLSSocket } from 'node:tls';
 import type { App } from './app';
 import { classifyCommand, describeByte } from './control';
 import type { Logger } from './log';
-import { relay, summaryLine, type RelayCounts } from './relay';
+import { relay, summaryLine, type Relay } from './relay';
 import { encodeReply, type Vars } from './reply';
 
 export interface EngineHooks {
@@ -16,6 +16,8 @@ export interface EngineHooks {
 export interface Engine {
   /** The closing log line, once TLS has run. */
   summary(): string | undefined;
+  /** The app has exited (the helper waits for its last bytes to go out). */
+  appExited(): void;
 }
 
 export interface ControlInput {
@@ -30,8 +32,9 @@ export interface ControlInput {
 
 export function startControl(c: ControlInput): Engine {
   const { app, log } = c;
-  let counts: (() => RelayCounts) | undefined;
+  let running: Relay | undefined;
   let commanded = false;
+  let extraLogged = false;
   // The control socket last: an app that sees its EOF must find both pipes already closed.
   const closeChannels = (): void => {
     app.fromApp.destroy();
@@ -41,17 +44,25 @@ export function startControl(c: ControlInput): Engine {
   app.ctl.on('error', () => {}); // the app's side went away: same as EOF
   app.toApp.on('error', () => {});
   app.fromApp.on('error', () => {});
-  app.ctl.once('data', (chunk: Buffer) => {
-    commanded = true;
-    app.ctl.pause();
-    const cmd = classifyCommand(chunk[0]!);
-    if (cmd.kind === 'unknown') {
-      log.warn(`unknown command ${describeByte(cmd.byte)} on the control socket: TLS not started`);
-      closeChannels();
-      return;
+  // One command per connection: whatever follows it is read and dropped, with one line.
+  app.ctl.on('data', (chunk: Buffer) => {
+    let extra = chunk;
+    if (!commanded) {
+      commanded = true;
+      extra = chunk.subarray(1);
+      const cmd = classifyCommand(chunk[0]!);
+      if (cmd.kind === 'unknown') {
+        log.warn(`unknown command ${describeByte(cmd.byte)} on the control socket: TLS not started`);
+        closeChannels();
+        return;
+      }
+      log.info(`app asked for TLS (${cmd.withInfo ? 'Y' : 'y'})`);
+      void handshake(cmd.withInfo);
     }
-    log.info(`app asked for TLS (${cmd.withInfo ? 'Y' : 'y'})`);
-    void handshake(cmd.withInfo);
+    if (extra.length > 0 && !extraLogged) {
+      extraLogged = true;
+      log.warn(`ignored ${extra.length} byte(s) after the command on the control socket (first ${describeByte(extra[0]!)})`);
+    }
   });
   app.ctl.once('end', () => {
     if (commanded) return;
@@ -69,14 +80,19 @@ export function startControl(c: ControlInput): Engine {
       return;
     }
     c.hooks.tlsStarted();
-    if (withInfo) app.ctl.end(encodeReply(up.vars()));
-    else app.ctl.end();
-    counts = relay(up.tls, app.toApp, app.fromApp, {
+    // Closed, not only shut for writing: a later command gets EPIPE rather than silence.
+    const closeCtl = (): void => {
+      app.ctl.destroy();
+    };
+    if (withInfo) app.ctl.end(encodeReply(up.vars()), closeCtl);
+    else app.ctl.end(closeCtl);
+    running = relay(up.tls, app.toApp, app.fromApp, {
       outboundDone: () => c.hooks.outboundDone(),
       log: (m) => log.info(m),
+      warn: (m) => log.warn(m),
       peer: c.peer,
     });
   }
 
-  return { summary: () => summaryLine(counts, c.peer) };
+  return { summary: () => summaryLine(running, c.peer), appExited: () => running?.appExited() };
 }

@@ -2,7 +2,7 @@
 import type { Server, TLSSocket } from 'node:tls';
 import type { Duplex } from 'node:stream';
 import { reasonText } from './client-auth';
-import { readClientHello, type HelloInfo } from './client-hello';
+import { highestOffered, readClientHello, type HelloInfo } from './client-hello';
 
 export interface Handshaken<T> {
   tls: TLSSocket;
@@ -69,8 +69,14 @@ export function serverHandshake<T>(client: Duplex, opts: HandshakeOptions<T>): P
 
     function start(s: Server, hello: HelloInfo | undefined, chosen: T): void {
       server = s;
+      // The TLS socket takes allowHalfOpen from the client stream. Half-open during the
+      // handshake, it would wait forever for the rest of a handshake after the client's EOF
+      // (a client that closes right after its Finished, or before it): closed, Node reports
+      // the hang-up at once. Half-close is wanted only once TLS is up.
+      const halfOpen = client.allowHalfOpen;
       s.once('secureConnection', (t: TLSSocket) => {
         s.removeAllListeners('tlsClientError');
+        t.allowHalfOpen = halfOpen;
         if (settled) return t.destroy();
         settled = true;
         clearTimeout(timer);
@@ -82,16 +88,28 @@ export function serverHandshake<T>(client: Duplex, opts: HandshakeOptions<T>): P
         // (a "hang up"), and only the socket says why.
         const why: unknown = t.authorizationError;
         t.destroy();
-        fail(typeof why === 'string' ? `client certificate refused: ${reasonText(why)}` : `handshake failed: ${describeError(e)}`);
+        fail(typeof why === 'string' ? `client certificate refused: ${reasonText(why)}` : `handshake failed: ${describeError(e)}${versionNote(e, hello)}`);
       });
+      client.allowHalfOpen = false;
       s.emit('connection', client);
+      client.allowHalfOpen = halfOpen;
     }
   });
+}
+
+/** For a refused version: what the client offered (an old client, or a scanner probing). */
+function versionNote(e: Error, hello: HelloInfo | undefined): string {
+  const reason = (e as { reason?: unknown }).reason;
+  if (hello === undefined || typeof reason !== 'string' || !/^(unsupported protocol|version too low)$/.test(reason)) return '';
+  const v = highestOffered(hello);
+  return v === undefined ? '' : ` (the client offers ${v} at most)`;
 }
 
 export function describeError(e: Error, peer = 'client'): string {
   const err = e as NodeJS.ErrnoException & { reason?: string };
   if (typeof err.reason === 'string' && err.reason !== '') return err.reason;
+  // Node's word for an EOF before the handshake completed.
+  if (err.code === 'ECONNRESET' && err.message === 'socket hang up') return `${peer} closed the connection during the handshake`;
   if (err.code === 'ECONNRESET') return `connection reset by ${peer}`;
   if (err.code === 'EPIPE') return `${peer} went away`;
   return (err.message || String(err.code)).replace(/^error:[0-9A-F]+:[^:]*:[^:]*:/, '');

@@ -7,7 +7,7 @@ import type { Credentials } from './credentials';
 import type { Engine, EngineHooks } from './control-session';
 import type { Logger } from './log';
 import type { Config } from './options';
-import { relay, summaryLine, type RelayCounts } from './relay';
+import { relay, summaryLine, type Relay } from './relay';
 import { createAcceptor } from './tls-accept';
 
 export interface ImplicitInput {
@@ -27,7 +27,7 @@ export function startImplicit(e: ImplicitInput): Engine {
   app.toApp.on('error', () => {});
   app.fromApp.on('error', () => {});
   app.vars.on('error', () => {});
-  let counts: (() => RelayCounts) | undefined;
+  let running: Relay | undefined;
 
   void (async () => {
     let accepted;
@@ -43,12 +43,13 @@ export function startImplicit(e: ImplicitInput): Engine {
     }
     e.hooks.tlsStarted();
     app.vars.end(shellAssignments(accepted.vars()));
-    counts = relay(accepted.tls, app.toApp, app.fromApp, {
+    running = relay(accepted.tls, app.toApp, app.fromApp, {
       outboundDone: () => e.hooks.outboundDone(),
       log: (m) => log.info(m),
+      warn: (m) => log.warn(m),
       peer: 'client',
     });
   })();
 
-  return { summary: () => summaryLine(counts, 'client') };
+  return { summary: () => summaryLine(running, 'client'), appExited: () => running?.appExited() };
 }

@@ -124,7 +124,7 @@ function main(): void {
   const common = { config, creds, fds, log, interfaceVersion: `${PROGRAM}/${VERSION}`, hooks: life.hooks };
   const engine =
     engineModule !== undefined ? engineModule.startImplicit({ ...common, app: implicitApp! }) : starttlsModule!.startEngine({ ...common, app: app! });
-  life.setSummary(engine.summary);
+  life.setEngine(engine);
 }
 
 main();

@@ -9,6 +9,8 @@ export interface RelayEvents {
   /** App to peer finished: close_notify and FIN sent after the last byte, or the peer is gone. */
   outboundDone(): void;
   log(message: string): void;
+  /** Failures: shown unless -q. */
+  warn(message: string): void;
   /** What the log calls the other end: 'client' or 'server'. */
   peer: string;
 }
@@ -18,7 +20,16 @@ export interface RelayCounts {
   toPeer: number;
 }
 
-export function relay(tls: TLSSocket, toApp: Socket, fromApp: Socket, ev: RelayEvents): () => RelayCounts {
+export interface Relay {
+  counts(): RelayCounts;
+  /** The app has exited: its write channel must end soon, even if a child of it still holds it. */
+  appExited(): void;
+}
+
+/** How often, after the app's exit, the helper looks whether its write channel still moves. */
+const ORPHAN_CHECK_MS = 500;
+
+export function relay(tls: TLSSocket, toApp: Socket, fromApp: Socket, ev: RelayEvents): Relay {
   let outDone = false;
   const outbound = (): void => {
     if (!outDone) {
@@ -51,7 +62,7 @@ export function relay(tls: TLSSocket, toApp: Socket, fromApp: Socket, ev: RelayE
 
   let peerGone = false;
   tls.on('error', (e) => {
-    if (!peerGone) ev.log(`${ev.peer} connection: ${describeError(e, ev.peer)}`);
+    if (!peerGone) ev.warn(`${ev.peer} connection: ${describeError(e, ev.peer)}`);
     peerGone = true;
     // Nothing more can reach the peer: the app sees EPIPE on its write channel, EOF on its read one.
     fromApp.destroy();
@@ -64,11 +75,33 @@ export function relay(tls: TLSSocket, toApp: Socket, fromApp: Socket, ev: RelayE
     outbound();
   });
 
-  return () => ({ toApp: toApp.bytesWritten, toPeer: fromApp.bytesRead });
+  // A child of the app (a daemon it forked) may hold the write channel open forever. Once the
+  // app has exited, the channel is finished when it no longer moves: nothing read since the
+  // last look, nothing buffered, no backpressure from the peer.
+  let moved = false;
+  fromApp.on('data', () => {
+    moved = true;
+  });
+  const appExited = (): void => {
+    const timer = setInterval(() => {
+      if (outDone || fromApp.readableEnded) return clearInterval(timer);
+      if (moved || tls.writableNeedDrain || fromApp.readableLength > 0) {
+        moved = false;
+        return;
+      }
+      clearInterval(timer);
+      ev.warn('app exited, but its write channel is still open (held by a child of the app): closing the connection');
+      fromApp.unpipe(tls);
+      fromApp.destroy();
+      tls.end();
+    }, ORPHAN_CHECK_MS);
+  };
+
+  return { counts: () => ({ toApp: toApp.bytesWritten, toPeer: fromApp.bytesRead }), appExited };
 }
 
 /** The closing log line, once TLS has run. */
-export function summaryLine(counts: (() => RelayCounts) | undefined, peer: string): string | undefined {
-  const c = counts?.();
+export function summaryLine(r: Relay | undefined, peer: string): string | undefined {
+  const c = r?.counts();
   return c && `TLS ended: ${c.toPeer} bytes to ${peer}, ${c.toApp} bytes to app`;
 }

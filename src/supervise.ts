@@ -7,8 +7,8 @@ import type { Logger } from './log';
 
 export interface Supervisor {
   hooks: EngineHooks;
-  /** The closing log line, once the engine exists. */
-  setSummary(summary: () => string | undefined): void;
+  /** The engine, once it exists: its closing log line, and news of the app's exit. */
+  setEngine(engine: { summary(): string | undefined; appExited(): void }): void;
   tlsUp(): boolean;
 }
 
@@ -22,13 +22,13 @@ export interface SuperviseOptions {
 
 export function supervise(child: ChildProcess, o: SuperviseOptions): Supervisor {
   let status: number | undefined;
-  let summary: () => string | undefined = () => undefined;
+  let engine: { summary(): string | undefined; appExited(): void } | undefined;
   let tlsUp = false;
   let outboundDone = false;
   const maybeExit = (): void => {
     if (status === undefined) return;
     if (tlsUp && !outboundDone) return;
-    const line = summary();
+    const line = engine?.summary();
     if (line !== undefined) o.log.info(line);
     process.exit(status);
   };
@@ -41,6 +41,7 @@ export function supervise(child: ChildProcess, o: SuperviseOptions): Supervisor 
     status = exitStatus(code, signal);
     o.log.info(o.describeExit?.(status, tlsUp) ?? `app exited ${signal !== null ? `on ${signal}` : `with ${code}`}`);
     maybeExit();
+    engine?.appExited();
   });
   for (const sig of FORWARDED_SIGNALS) {
     process.on(sig, () => {
@@ -58,8 +59,8 @@ export function supervise(child: ChildProcess, o: SuperviseOptions): Supervisor 
         maybeExit();
       },
     },
-    setSummary: (s) => {
-      summary = s;
+    setEngine: (e) => {
+      engine = e;
     },
     tlsUp: () => tlsUp,
   };

@@ -1,7 +1,7 @@
 // One tls.Server per certificate/key pair, never listening: the helper hands it the one
 // client connection. A Server rather than a bare TLSSocket because Node offers OCSP
 // stapling, ticket keys and the client certificate verdict only through it.
-import { createHash } from 'node:crypto';
+import { constants, createHash } from 'node:crypto';
 import { createServer, type Server, type TlsOptions } from 'node:tls';
 import type { Credentials, PairCredentials } from './credentials';
 import type { TlsConfig } from './tls-config';
@@ -20,6 +20,9 @@ export function serverOptions(pair: PairCredentials, creds: Credentials, c: TlsC
     honorCipherOrder: false,
     // Our own timer covers the whole handshake, from before the ClientHello.
     handshakeTimeout: 0,
+    // A client may not renegotiate (TLS 1.2): OpenSSL answers no_renegotiation, so a client
+    // cannot make the helper run handshake after handshake, and the variables the app got stay true.
+    secureOptions: constants.SSL_OP_NO_RENEGOTIATION,
     // A ticket from one policy must not resume a session under another.
     sessionIdContext: createHash('sha256').update(contextId).digest('hex').slice(0, 32),
   };

@@ -1,0 +1,53 @@
+// Load: 200 STARTTLS sessions at once under tcpserver -c 200; every one completes, and
+// afterwards tcpserver has no more fds and no children than before.
+import t from 'tap';
+import { type Socket } from 'node:net';
+import { APP, baseEnv, freePort, HELPER, Launcher, Lines, makeCert, sleep, startTls, tempDir } from '../helpers';
+import { childrenOf, fdCount, killLeftovers, processesOf } from '../hostile';
+
+const SESSIONS = 200;
+// make soak: rounds of 200 for SOAK_SECONDS.
+const SOAK_MS = Number(process.env.SOAK_SECONDS ?? 0) * 1000;
+
+t.test(`${SESSIONS} concurrent STARTTLS sessions under tcpserver -c ${SESSIONS}`, async (t) => {
+  const dir = tempDir(t, 'utw-load-');
+  const port = await freePort();
+  // TLS_CMD=y: the sessions share one report folder, where a Y reply file would be overwritten.
+  const srv = new Launcher('tcpserver', ['-v', '-R', '-H', '-l', 'localhost', '-c', String(SESSIONS), '-b', String(SESSIONS), '127.0.0.1', String(port), HELPER, APP], baseEnv(makeCert(dir), { REPORT: dir, TLS_CMD: 'y' }));
+  t.teardown(() => srv.stop());
+  t.teardown(() => killLeftovers(dir, srv.proc.pid));
+  await srv.ready(port);
+  const pid = srv.proc.pid!;
+  const fdsBefore = fdCount(pid);
+
+  const one = async (i: number): Promise<boolean> => {
+    const tls = await startTls(port);
+    const lines = new Lines(tls as unknown as Socket);
+    tls.write(`NOOP ${i}\r\n`);
+    const ok = (await lines.line()) === `250 yes NOOP ${i}`;
+    tls.write('QUIT\r\n');
+    await lines.line();
+    tls.destroy();
+    return ok;
+  };
+  const started = Date.now();
+  let rounds = 0;
+  let done = 0;
+  do {
+    const errors: string[] = [];
+    const results = await Promise.all(Array.from({ length: SESSIONS }, (_, i) => one(i).catch((e: Error) => (errors.push(e.message), false))));
+    if (errors.length > 0) t.comment(`errors: ${[...new Set(errors)].join('; ')}`);
+    done += results.filter((r) => r).length;
+    rounds++;
+    t.equal(results.filter((r) => r).length, SESSIONS, `round ${rounds}: every session answered through TLS`);
+  } while (Date.now() - started < SOAK_MS);
+
+  // Each session ends on its own; wait until tcpserver has seen every end.
+  for (let i = 0; i < 1000 && [...srv.err.matchAll(/^tcpserver: end /gm)].length < rounds * SESSIONS; i++) await sleep(20);
+  t.equal([...srv.err.matchAll(/^tcpserver: end \d+ status 0$/gm)].length, rounds * SESSIONS, 'every helper exited 0');
+  t.same(childrenOf(pid), [], 'tcpserver has no child left');
+  t.same(processesOf(dir, pid), [], 'no helper or app left');
+  t.equal(fdCount(pid), fdsBefore, `tcpserver holds as many fds as before (${fdsBefore})`);
+  t.notMatch(srv.err, /ucspi-tls-wrap: pid \d+: /, 'nothing went wrong in any session');
+  t.comment(`${done} sessions in ${rounds} round(s), ${((Date.now() - started) / 1000).toFixed(1)} s`);
+});
