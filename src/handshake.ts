@@ -108,8 +108,10 @@ function versionNote(e: Error, hello: HelloInfo | undefined): string {
 export function describeError(e: Error, peer = 'client'): string {
   const err = e as NodeJS.ErrnoException & { reason?: string };
   if (typeof err.reason === 'string' && err.reason !== '') return err.reason;
-  // Node's word for an EOF before the handshake completed.
-  if (err.code === 'ECONNRESET' && err.message === 'socket hang up') return `${peer} closed the connection during the handshake`;
+  // Node's words for an EOF before the handshake completed (server side, client side).
+  if (err.code === 'ECONNRESET' && /^(socket hang up|Client network socket disconnected)/.test(err.message)) {
+    return `${peer} closed the connection during the handshake`;
+  }
   if (err.code === 'ECONNRESET') return `connection reset by ${peer}`;
   if (err.code === 'EPIPE') return `${peer} went away`;
   return (err.message || String(err.code)).replace(/^error:[0-9A-F]+:[^:]*:[^:]*:/, '');

@@ -198,3 +198,17 @@ t.test('a server that never answers: the handshake times out, the app sees the f
   t.ok(Date.now() - started < 10000, 'no wait for the server');
   t.match(readReport(dir, 'error'), /^StartTlsError: /);
 });
+
+t.test('a server that reads the ClientHello and closes: the client says so at once, not at its time limit', async (t) => {
+  const dir = tempDir(t);
+  const port = await freePort();
+  // Reads what comes for a moment, then ends with a FIN (nothing left unread, so no reset).
+  const closing = await tcpserver(port, { PATH: process.env.PATH }, ['sh', '-c', 'timeout 0.5 cat >/dev/null']);
+  t.teardown(() => closing.stop());
+  // With -t 600 a helper that waited for the rest of the handshake would outlive run()'s limit.
+  const r = await relayClient(port, { PATH: process.env.PATH, REPORT: dir, MODE: 'direct' }, ['-t', '600', '--insecure']);
+  t.equal(r.signal, null, 'ended by itself');
+  t.equal(r.status, 3, "the app's status: it saw the failure");
+  t.match(r.err, /ucspi-tls-client: pid \d+: handshake failed: server closed the connection during the handshake\n/);
+  t.match(readReport(dir, 'error'), /^StartTlsError: /);
+});
