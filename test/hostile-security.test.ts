@@ -445,3 +445,34 @@ t.test('-y cannot be got round by resuming a session from a server without -y (s
     t.same(await leftovers(strict), []);
   }
 });
+
+t.test('--implicit: no TLS variable, and no SSL_* from the launcher (a forged verdict), in the app environment; -y without a certificate never starts the app', async (t) => {
+  const dir = tempDir(t, 'utw-implicit-');
+  const root = selfSigned(dir, 'root', { subject: '/CN=Client Root', ca: true });
+  const alice = issue(dir, 'alice', root, { subject: '/CN=alice' });
+  const forged = { SSL_CLIENT_VERIFY: 'SUCCESS', SSL_CLIENT_S_DN_CN: 'admin' };
+  const s = await start(t, { CAFILE: root.cert, ...forged }, ['--implicit', '-y']);
+  const connectTls = (opts: ConnectionOptions): Promise<Attempt> => {
+    const sock = connect({ port: s.port, host: '127.0.0.1' });
+    sock.on('error', () => {});
+    return attempt(sock, opts, 'QUIT\r\n');
+  };
+
+  const refused = await connectTls({});
+  const pid = await helperPid(s.srv, 0);
+  t.equal(refused.got, '', `no certificate: nothing came back (${refused.errors.join('; ')})`);
+  t.equal(await endStatus(s.srv, pid), 98, 'exit 98: no TLS, the app never ran');
+  logIs(t, helperLog(s.srv, pid), ['handshake failed: peer did not return a certificate', 'app not started: no TLS']);
+  t.throws(() => readReport(s.dir, 'pid'), 'the app never ran');
+
+  const ok = await connectTls({ cert: readFileSync(alice.cert), key: readFileSync(alice.key) });
+  const okPid = await helperPid(s.srv, 1);
+  t.match(ok.got, /^220 security ready\r\n/, 'control: with a certificate from CAFILE the app runs');
+  t.equal(await endStatus(s.srv, okPid), 0);
+  const env = readFileSync(join(s.dir, 'environ'), 'latin1').split('\0');
+  t.ok(env.includes('SSL_CLIENT_VERIFY=SUCCESS'), "the helper's own verdict");
+  t.ok(env.includes('SSL_CLIENT_S_DN_CN=alice'), "the helper's own name for the client");
+  t.notOk(env.includes('SSL_CLIENT_S_DN_CN=admin'), "the launcher's SSL_CLIENT_S_DN_CN is gone");
+  t.notOk(env.some((e) => /^(CAFILE|CERTFILE|KEYFILE)=/.test(e)), 'no TLS configuration');
+  t.same(await leftovers(s), []);
+});
