@@ -80,12 +80,14 @@ export function startControl(c: ControlInput): Engine {
       return;
     }
     c.hooks.tlsStarted();
-    // Closed, not only shut for writing: a later command gets EPIPE rather than silence.
+    // Closed, not only shut for writing: a later command gets EPIPE rather than silence. The
+    // app's EOF must come from the close itself: after end() it could see EOF and write again
+    // before the socket is gone. A local socket keeps the written reply for the app to read.
     const closeCtl = (): void => {
       app.ctl.destroy();
     };
-    if (withInfo) app.ctl.end(encodeReply(up.vars()), closeCtl);
-    else app.ctl.end(closeCtl);
+    if (withInfo) app.ctl.write(encodeReply(up.vars()), closeCtl);
+    else closeCtl();
     running = relay(up.tls, app.toApp, app.fromApp, {
       outboundDone: () => c.hooks.outboundDone(),
       log: (m) => log.info(m),

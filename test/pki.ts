@@ -62,3 +62,22 @@ export function issue(dir: string, name: string, issuer: Pair, o: CertOptions): 
     '-days', String(o.days ?? 30), '-extfile', extFile]);
   return p;
 }
+
+/** A certificate signed by `issuer` whose validity ended long ago (openssl ca takes explicit dates). */
+export function issueExpired(dir: string, name: string, issuer: Pair, subject: string): Pair {
+  const p = { cert: join(dir, `${name}.pem`), key: join(dir, `${name}.key`) };
+  const csr = join(dir, `${name}.csr`);
+  const db = join(dir, `${name}.index`);
+  const conf = join(dir, `${name}.cnf`);
+  writeFileSync(db, '');
+  writeFileSync(conf, [
+    '[ca]', 'default_ca = expired', '[expired]', `database = ${db}`, `new_certs_dir = ${dir}`,
+    `serial = ${join(dir, `${name}.serial`)}`, 'default_md = sha256', 'policy = any', 'unique_subject = no',
+    'x509_extensions = leaf', '[any]', 'commonName = supplied', '[leaf]', 'basicConstraints = CA:FALSE', '',
+  ].join('\n'));
+  writeFileSync(join(dir, `${name}.serial`), '1000\n');
+  openssl(['req', '-new', '-newkey', 'rsa:2048', '-nodes', '-keyout', p.key, '-out', csr, '-subj', subject]);
+  openssl(['ca', '-batch', '-notext', '-config', conf, '-cert', issuer.cert, '-keyfile', issuer.key, '-in', csr, '-out', p.cert,
+    '-startdate', '20200101000000Z', '-enddate', '20200201000000Z']);
+  return p;
+}
