@@ -72,7 +72,7 @@ async function fuzz(t: Test, seconds: number, iteration: (seed: number, i: numbe
       break;
     }
   }
-  t.comment(`${i} iteration(s) in ${seconds} s, seeds ${BASE_SEED}..${(BASE_SEED + i - 1) >>> 0}`);
+  t.comment(`${i} iteration(s) in ${seconds.toFixed(1)} s, seeds ${BASE_SEED}..${(BASE_SEED + i - 1) >>> 0}`);
 }
 
 /** The first record a real client sends: Node's tls (TLS 1.3 and 1.2) or openssl s_client. */
