@@ -80,14 +80,11 @@ export function startControl(c: ControlInput): Engine {
       return;
     }
     c.hooks.tlsStarted();
-    // Closed, not only shut for writing: a later command gets EPIPE rather than silence. The
-    // app's EOF must come from the close itself: after end() it could see EOF and write again
-    // before the socket is gone. A local socket keeps the written reply for the app to read.
-    const closeCtl = (): void => {
-      app.ctl.destroy();
-    };
-    if (withInfo) app.ctl.write(encodeReply(up.vars()), closeCtl);
-    else closeCtl();
+    // Closed, never only shut for writing: a shutdown would show the app its EOF while the
+    // socket still takes a later command, which must get EPIPE rather than silence. The reply
+    // is in the app's buffer once written, so closing right after it loses nothing.
+    if (withInfo) app.ctl.write(encodeReply(up.vars()), () => app.ctl.destroy());
+    else app.ctl.destroy();
     running = relay(up.tls, app.toApp, app.fromApp, {
       outboundDone: () => c.hooks.outboundDone(),
       log: (m) => log.info(m),
