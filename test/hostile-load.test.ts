@@ -66,7 +66,9 @@ t.test(`${SESSIONS} concurrent STARTTLS sessions under tcpserver -c ${SESSIONS}`
   // The clients' sockets close a tick after destroy(): give them a moment, not a deadline.
   for (let i = 0; i < 250 && (openConnections(port) > 0 || fdCount(process.pid) > ownFdsBefore); i++) await sleep(20);
   t.equal(openConnections(port), 0, 'no connection to the port is left open');
-  t.equal(fdCount(process.pid), ownFdsBefore, `the test holds as many fds as before (${ownFdsBefore})`);
+  // Node may close one of its own fds meanwhile: a leak is only ever more, never fewer.
+  const ownFdsAfter = fdCount(process.pid);
+  t.ok(ownFdsAfter <= ownFdsBefore, `the test holds no more fds than before (${ownFdsAfter}, was ${ownFdsBefore})`);
   t.notMatch(srv.err, /ucspi-tls-wrap: pid \d+: /, 'nothing went wrong in any session');
   t.comment(`${done} sessions in ${rounds} round(s), ${((Date.now() - started) / 1000).toFixed(1)} s`);
 });
