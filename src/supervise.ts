@@ -2,13 +2,13 @@
 // the app has exited and, if TLS ran, every byte it wrote has been delivered.
 import type { ChildProcess } from 'node:child_process';
 import { exitStatus, FORWARDED_SIGNALS, spawnFailureStatus } from './app';
-import type { EngineHooks } from './control-session';
+import type { Engine, EngineHooks } from './control-session';
 import type { Logger } from './log';
 
 export interface Supervisor {
   hooks: EngineHooks;
   /** The engine, once it exists: its closing log line, and news of the app's exit. */
-  setEngine(engine: { summary(): string | undefined; appExited(): void }): void;
+  setEngine(engine: Engine): void;
   tlsUp(): boolean;
 }
 
@@ -22,7 +22,7 @@ export interface SuperviseOptions {
 
 export function supervise(child: ChildProcess, o: SuperviseOptions): Supervisor {
   let status: number | undefined;
-  let engine: { summary(): string | undefined; appExited(): void } | undefined;
+  let engine: Engine | undefined;
   let tlsUp = false;
   let outboundDone = false;
   const maybeExit = (): void => {
