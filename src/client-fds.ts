@@ -1,5 +1,5 @@
 // Where the client connection is, and what else shares it.
-import { closeSync, fstatSync, readdirSync, readFileSync } from 'node:fs';
+import { closeSync, fstatSync, openSync, readdirSync, readSync } from 'node:fs';
 
 export const LISTEN_FD = 3;
 
@@ -63,6 +63,27 @@ export function locateClient(source: Exclude<Source, { kind: 'error' }>): Client
 
 const O_CLOEXEC = 0o2000000;
 
+/** The octal `flags:` of an fd, from its fdinfo; undefined when the fd is gone. */
+function fdFlags(fd: number, buf: Buffer): number | undefined {
+  let info: number;
+  try {
+    info = openSync(`/proc/self/fdinfo/${fd}`, 'r');
+  } catch {
+    return undefined; // the directory's own fd, already gone
+  }
+  try {
+    // "pos:", then "flags:": both within the first line or two. readFileSync would stat and
+    // grow a buffer for each of Node's dozen fds, before the app starts.
+    const n = readSync(info, buf, 0, buf.length, null);
+    const m = /^flags:\s*([0-7]+)/m.exec(buf.toString('latin1', 0, n));
+    return m ? parseInt(m[1]!, 8) : undefined;
+  } catch {
+    return undefined;
+  } finally {
+    closeSync(info);
+  }
+}
+
 /**
  * Close fds the launcher let us inherit without close-on-exec: the app must see only the
  * fds the contract names. Node's own fds are all close-on-exec.
@@ -74,17 +95,12 @@ export function closeInheritedFds(keep: ReadonlySet<number>): void {
   } catch {
     return;
   }
+  const buf = Buffer.allocUnsafe(128);
   for (const name of names) {
     const fd = Number(name);
     if (fd <= 2 || keep.has(fd)) continue;
-    let info: string;
-    try {
-      info = readFileSync(`/proc/self/fdinfo/${fd}`, 'latin1');
-    } catch {
-      continue; // the directory's own fd, already gone
-    }
-    const m = /^flags:\s*([0-7]+)/m.exec(info);
-    if (m && (parseInt(m[1]!, 8) & O_CLOEXEC) === 0) {
+    const flags = fdFlags(fd, buf);
+    if (flags !== undefined && (flags & O_CLOEXEC) === 0) {
       try {
         closeSync(fd);
       } catch {
