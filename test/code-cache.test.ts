@@ -1,0 +1,76 @@
+// The helper's compiled code (build/ucspi-tls-wrap.cache): V8 takes it as the build made it,
+// and a cache from another build, or a damaged one, never reaches V8 (which checks only
+// the source's length, and crashes on damaged data): the helper compiles its bundle as
+// usual and works the same.
+import t from 'tap';
+import { copyFileSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { ROOT, run, tempDir } from './helpers';
+
+const NAME = 'ucspi-tls-wrap';
+const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string };
+
+// Run a loader with arguments; at exit, say what V8 did with the cache: undefined when the
+// loader gave it none, false when V8 took it, true when V8 refused it.
+const PROBE = `
+const [loader, ...args] = process.argv.slice(1);
+process.argv = [process.argv[0], loader, ...args];
+process.on('exit', () => process.stderr.write('cache ' + require(loader).script.cachedDataRejected + '\\n'));
+require(loader);
+`;
+
+/** --version through the loader in dir, in a plain environment (no test runner's flags). */
+async function version(dir: string): Promise<{ status: number | null; out: string; err: string }> {
+  return run(process.execPath, ['-e', PROBE, join(dir, `${NAME}.js`), '--version'], { PATH: process.env.PATH });
+}
+
+/** The built loader, bundle and cache in a folder of their own. */
+function copyBuild(t: Parameters<typeof tempDir>[0]): string {
+  const dir = tempDir(t);
+  for (const f of [`${NAME}.js`, `${NAME}.bundle.js`, `${NAME}.cache`]) copyFileSync(join(ROOT, 'build', f), join(dir, f));
+  return dir;
+}
+
+t.test('the built cache is the bundle\'s: V8 takes it', async (t) => {
+  const r = await version(join(ROOT, 'build'));
+  t.equal(r.status, 0);
+  t.equal(r.out, `${NAME} ${pkg.version}\n`);
+  t.equal(r.err, 'cache false\n', 'V8 took the cache');
+  const cache = readFileSync(join(ROOT, 'build', `${NAME}.cache`));
+  const bundle = readFileSync(join(ROOT, 'build', `${NAME}.bundle.js`), 'latin1');
+  t.match(bundle, /^\/\/ build [0-9a-f]{32}\n/, 'the bundle names its build on its first line');
+  t.equal(cache.toString('latin1', 0, 42), bundle.slice(0, 42), 'the cache names the same build');
+});
+
+t.test('a cache from another build is not given to V8', async (t) => {
+  const dir = copyBuild(t);
+  const cache = readFileSync(join(dir, `${NAME}.cache`));
+  // Another build's name, with this build's compiled code behind it: V8 alone would take
+  // it, as it checks only the length of the source.
+  cache.write('0123456789abcdef0123456789abcdef', 9, 'latin1');
+  writeFileSync(join(dir, `${NAME}.cache`), cache);
+  const r = await version(dir);
+  t.equal(r.status, 0);
+  t.equal(r.out, `${NAME} ${pkg.version}\n`);
+  t.equal(r.err, 'cache undefined\n', 'compiled without the cache');
+});
+
+t.test('a damaged cache is not given to V8, and the helper runs', async (t) => {
+  const dir = copyBuild(t);
+  const cache = readFileSync(join(dir, `${NAME}.cache`));
+  cache.fill(0x5a, 42 + 64);
+  writeFileSync(join(dir, `${NAME}.cache`), cache);
+  const r = await version(dir);
+  t.equal(r.status, 0);
+  t.equal(r.out, `${NAME} ${pkg.version}\n`);
+  t.equal(r.err, 'cache undefined\n', 'compiled without the cache');
+});
+
+t.test('no cache: the helper compiles its bundle', async (t) => {
+  const dir = copyBuild(t);
+  rmSync(join(dir, `${NAME}.cache`));
+  const r = await version(dir);
+  t.equal(r.status, 0);
+  t.equal(r.out, `${NAME} ${pkg.version}\n`);
+  t.equal(r.err, 'cache undefined\n');
+});
