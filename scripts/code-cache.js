@@ -25,8 +25,8 @@ function train(loader, args) {
   const cacheFile = loader.replace(/\.js$/, '.cache');
   process.argv = [process.argv[0], loader, ...args];
   process.on('exit', () => {
-    const { script, seal } = require(loader);
-    writeFileSync(cacheFile, seal(script.createCachedData()));
+    const data = require(loader).cacheFile();
+    if (data !== undefined) writeFileSync(cacheFile, data);
   });
   require(loader);
 }
