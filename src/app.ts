@@ -1,7 +1,6 @@
 // Start the app with the fds of the contract, and pass its end on.
-import { spawn, type ChildProcess } from 'node:child_process';
-import { constants } from 'node:os';
 import type { Socket } from 'node:net';
+import { pipeSocket, spawnProcess, type AppProcess, type ChildFd } from './app-process';
 import type { Ids } from './options';
 
 export interface AppFds {
@@ -13,30 +12,42 @@ export interface AppFds {
 }
 
 export interface App {
-  child: ChildProcess;
+  child: AppProcess;
   /** Our ends of the control socket, the read pipe (we write) and the write pipe (we read). */
   ctl: Socket;
   toApp: Socket;
   fromApp: Socket;
 }
 
+/** Why the app could not start: the errno name, e.g. ENOENT. */
+export class SpawnError extends Error {
+  constructor(readonly code: string) {
+    super(code);
+  }
+}
+
+function start(file: string, args: readonly string[], env: Record<string, string>, fds: readonly ChildFd[], ids?: Ids): { child: AppProcess; socket(fd: number): Socket } {
+  // libuv also clears the supplementary groups when it changes ids.
+  const r = spawnProcess(file, args, { env, fds, ...(ids !== undefined ? { uid: ids.uid, gid: ids.gid } : {}) });
+  if (!r.ok) throw new SpawnError(r.code);
+  // Our end of the child's fd i, readable unless it is the child's fd 0 (which we only write).
+  return { child: r.process, socket: (i) => pipeSocket(r.pipes.get(i)!, i > 0) };
+}
+
+/** Start the app; a SpawnError when it cannot be started. */
 export function spawnApp(argv: readonly string[], env: Record<string, string>, fds: AppFds, ids?: Ids): App {
   const [file, ...args] = argv as [string, ...string[]];
   // Index 3, 4, 5 become SSLCTLFD, SSLREADFD, SSLWRITEFD: AF_UNIX stream sockets, blocking on the app's side.
-  const child = spawn(file, args, {
-    env,
-    stdio: [fds.stdin, fds.stdout, fds.stderr, 'pipe', 'pipe', 'pipe', ...(fds.extra ?? [])],
-    // libuv also clears the supplementary groups when it changes ids.
-    ...(ids !== undefined ? { uid: ids.uid, gid: ids.gid } : {}),
-  });
-  const s = child.stdio as unknown as Array<Socket | null>;
-  return { child, ctl: s[3]!, toApp: s[4]!, fromApp: s[5]! };
+  const { child, socket } = start(file, args, env, [fds.stdin, fds.stdout, fds.stderr, 'pipe', 'pipe', 'pipe', ...(fds.extra ?? [])], ids);
+  return { child, ctl: socket(3), toApp: socket(4), fromApp: socket(5) };
 }
 
 /** The helper's exit status for the app's end: its code, or 128+N for signal N. Pure. */
 export function exitStatus(code: number | null, signal: NodeJS.Signals | null): number {
   if (code !== null) return code;
-  if (signal !== null) return 128 + (constants.signals[signal] ?? 0);
+  // node:os only here, at the end: loading it is a quarter of a millisecond before the app's start.
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  if (signal !== null) return 128 + ((require('node:os') as typeof import('node:os')).constants.signals[signal] ?? 0);
   return 111;
 }
 
@@ -59,7 +70,7 @@ export const EXIT_NO_TLS = 98;
 export const IMPLICIT_STUB = `v=$(cat <&3) || exit 111; [ -n "$v" ] || exit ${EXIT_NO_TLS}; eval "$v"; exec 3<&-; exec "$@"`;
 
 export interface ImplicitApp {
-  child: ChildProcess;
+  child: AppProcess;
   /** The app's fd 0 (we write), its fd 1 (we read), and the stub's fd 3 for the variables. */
   toApp: Socket;
   fromApp: Socket;
@@ -67,13 +78,8 @@ export interface ImplicitApp {
 }
 
 export function spawnImplicitApp(argv: readonly string[], env: Record<string, string>, stderr: number, ids?: Ids): ImplicitApp {
-  const child = spawn('/bin/sh', ['-c', IMPLICIT_STUB, 'sh', ...argv], {
-    env,
-    stdio: ['pipe', 'pipe', stderr, 'pipe'],
-    ...(ids !== undefined ? { uid: ids.uid, gid: ids.gid } : {}),
-  });
-  const s = child.stdio as unknown as Array<Socket | null>;
-  return { child, toApp: s[0]!, fromApp: s[1]!, vars: s[3]! };
+  const { child, socket } = start('/bin/sh', ['-c', IMPLICIT_STUB, 'sh', ...argv], env, ['pipe', 'pipe', stderr, 'pipe'], ids);
+  return { child, toApp: socket(0), fromApp: socket(1), vars: socket(3) };
 }
 
 /** `export NAME='value'` lines for the stub: single quotes take every byte but NUL literally. Pure. */

@@ -2,7 +2,7 @@
 // (the connection on fds 6 and 7). The app runs at once; on `y`/`Y` the helper runs the
 // client handshake, checks the server's certificate, and relays.
 import { openSync, writeSync } from 'node:fs';
-import { spawnApp } from './app';
+import { spawnApp, spawnFailureStatus, SpawnError, type App } from './app';
 import { closeInheritedFds, sameSocket } from './client-fds';
 import { readClientCredentials, type ClientCredentials } from './client-credentials';
 import { clientAppEnvironment, CLIENT_PROGRAM, CLIENT_USAGE, NET_READ_FD, NET_WRITE_FD, parseClientArgs } from './client-options';
@@ -58,9 +58,14 @@ function main(): void {
   }
 
   const env = clientAppEnvironment(process.env, config.keepEnv);
-  const app = spawnApp(config.app, env, { stdin: 0, stdout: 1, stderr: 2, extra: [NET_READ_FD, NET_WRITE_FD] });
+  let app: App;
+  try {
+    app = spawnApp(config.app, env, { stdin: 0, stdout: 1, stderr: 2, extra: [NET_READ_FD, NET_WRITE_FD] });
+  } catch (e) {
+    if (e instanceof SpawnError) fatal(`cannot run ${config.app[0]}: ${e.code}`, spawnFailureStatus(e.code));
+    throw e;
+  }
   const life = supervise(app.child, { appName: config.app[0]!, log, fatal });
-  if (app.child.pid === undefined) return; // the 'error' handler ends us
 
   /* eslint-disable @typescript-eslint/no-require-imports */
   const { startControl } = require('./control-session') as typeof import('./control-session');

@@ -2,8 +2,8 @@
 // is loaded only once the app runs, so the app's banner never waits for OpenSSL (and, in
 // the implicit mode, the app's start overlaps the handshake).
 import { openSync, writeSync } from 'node:fs';
-import type { ChildProcess } from 'node:child_process';
-import { EXIT_NO_TLS, spawnApp, spawnFailureStatus, spawnImplicitApp, type App, type ImplicitApp } from './app';
+import { EXIT_NO_TLS, spawnApp, spawnFailureStatus, spawnImplicitApp, SpawnError, type App, type ImplicitApp } from './app';
+import type { AppProcess } from './app-process';
 import { commandMissing } from './command-path';
 import { clientSource, closeInheritedFds, locateClient } from './client-fds';
 import { CredentialsError, readCredentials, type Credentials } from './credentials';
@@ -86,17 +86,22 @@ function main(): void {
     fromListenFd: source.kind === 'listen',
     ucspiTls: !config.implicit,
   });
-  let child: ChildProcess;
+  let child: AppProcess;
   let implicitApp: ImplicitApp | undefined;
   let app: App | undefined;
-  if (config.implicit) {
-    const missing = commandMissing(config.app[0]!, env.PATH);
-    if (missing !== undefined) fatal(`cannot run ${config.app[0]}: ${missing}`, spawnFailureStatus(missing));
-    implicitApp = spawnImplicitApp(config.app, env, appStderr, plan.app);
-    child = implicitApp.child;
-  } else {
-    app = spawnApp(config.app, env, { stdin: fds.readFd, stdout: fds.writeFd, stderr: appStderr }, plan.app);
-    child = app.child;
+  try {
+    if (config.implicit) {
+      const missing = commandMissing(config.app[0]!, env.PATH);
+      if (missing !== undefined) fatal(`cannot run ${config.app[0]}: ${missing}`, spawnFailureStatus(missing));
+      implicitApp = spawnImplicitApp(config.app, env, appStderr, plan.app);
+      child = implicitApp.child;
+    } else {
+      app = spawnApp(config.app, env, { stdin: fds.readFd, stdout: fds.writeFd, stderr: appStderr }, plan.app);
+      child = app.child;
+    }
+  } catch (e) {
+    if (e instanceof SpawnError) fatal(`cannot run ${config.app[0]}: ${e.code}`, spawnFailureStatus(e.code));
+    throw e;
   }
 
   const life = supervise(child, {
@@ -105,7 +110,6 @@ function main(): void {
     fatal,
     describeExit: (status, tlsUp) => (implicitApp !== undefined && !tlsUp && status === EXIT_NO_TLS ? 'app not started: no TLS' : undefined),
   });
-  if (child.pid === undefined) return; // the 'error' above ends us
   /* eslint-disable @typescript-eslint/no-require-imports */
   const engineModule = implicitApp !== undefined ? (require('./implicit') as typeof import('./implicit')) : undefined;
   const starttlsModule = app !== undefined ? (require('./engine') as typeof import('./engine')) : undefined;

@@ -1,7 +1,7 @@
 // The helper's life around the app's: pass signals on, and exit with the app's status once
 // the app has exited and, if TLS ran, every byte it wrote has been delivered.
-import type { ChildProcess } from 'node:child_process';
-import { exitStatus, FORWARDED_SIGNALS, spawnFailureStatus } from './app';
+import { exitStatus, FORWARDED_SIGNALS } from './app';
+import type { AppProcess } from './app-process';
 import type { Engine, EngineHooks } from './control-session';
 import type { Logger } from './log';
 
@@ -20,7 +20,7 @@ export interface SuperviseOptions {
   describeExit?(status: number, tlsUp: boolean): string | undefined;
 }
 
-export function supervise(child: ChildProcess, o: SuperviseOptions): Supervisor {
+export function supervise(child: AppProcess, o: SuperviseOptions): Supervisor {
   let status: number | undefined;
   let engine: Engine | undefined;
   let tlsUp = false;
@@ -32,12 +32,7 @@ export function supervise(child: ChildProcess, o: SuperviseOptions): Supervisor 
     if (line !== undefined) o.log.info(line);
     process.exit(status);
   };
-  child.on('error', (e: NodeJS.ErrnoException) => {
-    if (child.pid === undefined) o.fatal(`cannot run ${o.appName}: ${e.code ?? e.message}`, spawnFailureStatus(e.code));
-    // A signal the helper may not send: the app runs as another user than TLS_UID.
-    o.log.warn(`cannot signal the app: ${e.code ?? e.message}`);
-  });
-  child.once('exit', (code, signal) => {
+  child.onExit((code, signal) => {
     status = exitStatus(code, signal);
     o.log.info(o.describeExit?.(status, tlsUp) ?? `app exited ${signal !== null ? `on ${signal}` : `with ${code}`}`);
     maybeExit();
@@ -46,7 +41,9 @@ export function supervise(child: ChildProcess, o: SuperviseOptions): Supervisor 
   for (const sig of FORWARDED_SIGNALS) {
     process.on(sig, () => {
       o.log.info(`${sig} passed to the app`);
-      child.kill(sig);
+      const failed = child.kill(sig);
+      // A signal the helper may not send: the app runs as another user than TLS_UID.
+      if (failed !== undefined) o.log.warn(`cannot signal the app: ${failed}`);
     });
   }
   return {

@@ -1,7 +1,7 @@
 // Every row of the contract in interop.md, the bad ones included, under tcpserver.
 import t, { type Test } from 'tap';
 import { spawnSync } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
 import { join } from 'node:path';
 import {
@@ -222,6 +222,17 @@ t.test('the app cannot be run: 127, one line', async (t) => {
   });
   t.equal(r.status, 127);
   t.match(r.stderr, /fatal: cannot run \S+no-such-app: ENOENT\n$/);
+});
+
+t.test('the app is not executable: 126, one line', async (t) => {
+  const dir = tempDir(t);
+  const certs = makeCert(dir);
+  const app = join(dir, 'not-executable');
+  writeFileSync(app, '#!/bin/sh\necho never\n', { mode: 0o644 });
+  const r = spawnSync(HELPER, [app], { env: baseEnv(certs), stdio: ['pipe', 'pipe', 'pipe'], encoding: 'utf8' });
+  t.equal(r.status, 126);
+  t.equal(r.stdout, '');
+  t.match(r.stderr, /^ucspi-tls-wrap: (pid \d+: )?fatal: cannot run \S+not-executable: EACCES\n$/);
 });
 
 t.test('fds the launcher leaked are not passed on to the app', async (t) => {
