@@ -1,8 +1,10 @@
 // Start a process on libuv's own process handle, as child_process does underneath. Loading
 // child_process (and the net and stream modules it pulls in) and going through its option
 // handling costs a few milliseconds before every app's start; this costs a fraction of one.
-// The socket pairs made here become net.Sockets only once the app runs.
+// The socket pairs made here become net.Sockets only once the app runs. A Node without
+// process.binding() gets child_process.
 import type { Socket } from 'node:net';
+import { commandMissing } from './command-path';
 
 /** libuv's uv_pipe_t, as Node's pipe_wrap binding makes it. */
 export interface PipeHandle {
@@ -29,7 +31,7 @@ interface Bindings {
   SOCKET: number;
 }
 
-let bindings: Bindings | undefined;
+let bindings: Bindings | null | undefined;
 
 /**
  * process.binding() is deprecated for documentation only, yet warns under
@@ -46,11 +48,16 @@ function legacyBinding(name: string): Record<string, unknown> {
   }
 }
 
-function load(): Bindings {
+function load(): Bindings | null {
   if (bindings === undefined) {
-    const pipe = legacyBinding('pipe_wrap') as { Pipe: Bindings['Pipe']; constants: { SOCKET: number } };
-    const proc = legacyBinding('process_wrap') as { Process: Bindings['Process'] };
-    bindings = { Process: proc.Process, Pipe: pipe.Pipe, SOCKET: pipe.constants.SOCKET };
+    try {
+      const pipe = legacyBinding('pipe_wrap') as { Pipe: Bindings['Pipe']; constants: { SOCKET: number } };
+      const proc = legacyBinding('process_wrap') as { Process: Bindings['Process'] };
+      const ok = typeof proc.Process === 'function' && typeof pipe.Pipe === 'function' && typeof pipe.constants.SOCKET === 'number';
+      bindings = ok ? { Process: proc.Process, Pipe: pipe.Pipe, SOCKET: pipe.constants.SOCKET } : null;
+    } catch {
+      bindings = null;
+    }
   }
   return bindings;
 }
@@ -66,7 +73,14 @@ export interface AppProcess {
 /** Each fd of the child: one of ours passed on, or 'pipe' for a new socket pair. */
 export type ChildFd = number | 'pipe';
 
-export type Spawned = { ok: true; process: AppProcess; pipes: Map<number, PipeHandle> } | { ok: false; code: string };
+export type Spawned =
+  | {
+      ok: true;
+      process: AppProcess;
+      /** Our end of the child's fd i (a 'pipe'); `readable` false for one we only write to. */
+      socket(i: number, readable: boolean): Socket;
+    }
+  | { ok: false; code: string };
 
 export interface SpawnOptions {
   env: Record<string, string>;
@@ -78,6 +92,7 @@ export interface SpawnOptions {
 /** Start `file` with `args` (argv[0] is `file`). The 'pipe' fds come back as our ends, by the child's fd. */
 export function spawnProcess(file: string, args: readonly string[], o: SpawnOptions): Spawned {
   const b = load();
+  if (b === null) return spawnChildProcess(file, args, o);
   const handle = new b.Process();
   const pipes = new Map<number, PipeHandle>();
   const stdio = o.fds.map((fd, i) => {
@@ -106,11 +121,19 @@ export function spawnProcess(file: string, args: readonly string[], o: SpawnOpti
     for (const p of pipes.values()) (p as unknown as { close(): void }).close();
     return { ok: false, code: errorName(err) };
   }
-  const pid = handle.pid;
-  const process_: AppProcess = {
+  return {
+    ok: true,
+    process: appProcess(handle.pid, () => ended !== undefined, (l) => (listener = l)),
+    socket: (i, readable) => pipeSocket(pipes.get(i)!, readable),
+  };
+}
+
+function appProcess(pid: number, ended: () => boolean, onExit: AppProcess['onExit']): AppProcess {
+  return {
     pid,
     kill(signal) {
-      if (ended !== undefined) return undefined;
+      // Once reaped, the pid may be another process's.
+      if (ended()) return undefined;
       try {
         process.kill(pid, signal);
         return undefined;
@@ -118,11 +141,38 @@ export function spawnProcess(file: string, args: readonly string[], o: SpawnOpti
         return (e as NodeJS.ErrnoException).code ?? 'error';
       }
     },
-    onExit(l) {
-      listener = l;
-    },
+    onExit,
   };
-  return { ok: true, process: process_, pipes };
+}
+
+function spawnChildProcess(file: string, args: readonly string[], o: SpawnOptions): Spawned {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const { spawn } = require('node:child_process') as typeof import('node:child_process');
+  let child: import('node:child_process').ChildProcess;
+  try {
+    child = spawn(file, args, { env: o.env, stdio: [...o.fds], ...(o.uid !== undefined ? { uid: o.uid } : {}), ...(o.gid !== undefined ? { gid: o.gid } : {}) });
+  } catch (e) {
+    return { ok: false, code: (e as NodeJS.ErrnoException).code ?? 'error' };
+  }
+  // A command that is missing or not executable is reported by an 'error' event on the next
+  // tick; the path search says which it was now.
+  child.on('error', () => {});
+  if (child.pid === undefined) return { ok: false, code: commandMissing(file, o.env.PATH) ?? 'error' };
+  let ended = false;
+  const stdio = child.stdio as unknown as Array<Socket | null>;
+  return {
+    ok: true,
+    process: appProcess(
+      child.pid,
+      () => ended,
+      (l) =>
+        child.once('exit', (code, signal) => {
+          ended = true;
+          l(code, signal);
+        }),
+    ),
+    socket: (i) => stdio[i]!,
+  };
 }
 
 function errorName(err: number): string {
@@ -131,11 +181,8 @@ function errorName(err: number): string {
   return (require('node:util') as typeof import('node:util')).getSystemErrorName(err);
 }
 
-/**
- * Our end of a socket pair as a net.Socket. `readable` false for a pipe we only write to,
- * as child_process makes the child's fd 0.
- */
-export function pipeSocket(pipe: PipeHandle, readable: boolean): Socket {
+/** Our end of a socket pair as a net.Socket; `readable` false as child_process makes the child's fd 0. */
+function pipeSocket(pipe: PipeHandle, readable: boolean): Socket {
   // eslint-disable-next-line @typescript-eslint/no-require-imports
   const { Socket: NetSocket } = require('node:net') as typeof import('node:net');
   // `handle` is the option child_process itself uses to wrap its pipes; @types/node omits it.

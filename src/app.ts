@@ -1,6 +1,6 @@
 // Start the app with the fds of the contract, and pass its end on.
 import type { Socket } from 'node:net';
-import { pipeSocket, spawnProcess, type AppProcess, type ChildFd } from './app-process';
+import { spawnProcess, type AppProcess, type ChildFd } from './app-process';
 import type { Ids } from './options';
 
 export interface AppFds {
@@ -31,7 +31,7 @@ function start(file: string, args: readonly string[], env: Record<string, string
   const r = spawnProcess(file, args, { env, fds, ...(ids !== undefined ? { uid: ids.uid, gid: ids.gid } : {}) });
   if (!r.ok) throw new SpawnError(r.code);
   // Our end of the child's fd i, readable unless it is the child's fd 0 (which we only write).
-  return { child: r.process, socket: (i) => pipeSocket(r.pipes.get(i)!, i > 0) };
+  return { child: r.process, socket: (i) => r.socket(i, i > 0) };
 }
 
 /** Start the app; a SpawnError when it cannot be started. */
