@@ -9,6 +9,7 @@ import { commandMissing } from './command-path';
 /** libuv's uv_pipe_t, as Node's pipe_wrap binding makes it. */
 export interface PipeHandle {
   readonly __pipe: unique symbol;
+  close(): void;
 }
 
 interface ProcessHandle {
@@ -31,8 +32,6 @@ interface Bindings {
   SOCKET: number;
 }
 
-let bindings: Bindings | null | undefined;
-
 /**
  * process.binding() is deprecated for documentation only, yet warns under
  * --pending-deprecation: such a warning must not reach fd 2, which may be the client.
@@ -48,18 +47,16 @@ function legacyBinding(name: string): Record<string, unknown> {
   }
 }
 
+/** The bindings, or null where this Node does not give them. */
 function load(): Bindings | null {
-  if (bindings === undefined) {
-    try {
-      const pipe = legacyBinding('pipe_wrap') as { Pipe: Bindings['Pipe']; constants: { SOCKET: number } };
-      const proc = legacyBinding('process_wrap') as { Process: Bindings['Process'] };
-      const ok = typeof proc.Process === 'function' && typeof pipe.Pipe === 'function' && typeof pipe.constants.SOCKET === 'number';
-      bindings = ok ? { Process: proc.Process, Pipe: pipe.Pipe, SOCKET: pipe.constants.SOCKET } : null;
-    } catch {
-      bindings = null;
-    }
+  try {
+    const pipe = legacyBinding('pipe_wrap') as { Pipe: Bindings['Pipe']; constants: { SOCKET: number } };
+    const proc = legacyBinding('process_wrap') as { Process: Bindings['Process'] };
+    const ok = typeof proc.Process === 'function' && typeof pipe.Pipe === 'function' && typeof pipe.constants.SOCKET === 'number';
+    return ok ? { Process: proc.Process, Pipe: pipe.Pipe, SOCKET: pipe.constants.SOCKET } : null;
+  } catch {
+    return null;
   }
-  return bindings;
 }
 
 export interface AppProcess {
@@ -118,7 +115,7 @@ export function spawnProcess(file: string, args: readonly string[], o: SpawnOpti
   });
   if (err !== 0) {
     handle.close();
-    for (const p of pipes.values()) (p as unknown as { close(): void }).close();
+    for (const p of pipes.values()) p.close();
     return { ok: false, code: errorName(err) };
   }
   return {
