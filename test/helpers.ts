@@ -1,7 +1,7 @@
 // Shared by the end-to-end tests: certificates, launchers, clients, reports.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { chmodSync, copyFileSync, existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { connect, createServer, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -89,6 +89,19 @@ export class Launcher {
     if (this.proc.exitCode === null && this.proc.signalCode === null) this.proc.kill('SIGTERM');
     await this.exited;
   }
+}
+
+/**
+ * A copy of the test app that another user can run: the checkout may sit in a folder only
+ * root may enter (root's home is 0700), and tests that start the app as nobody need one.
+ */
+export function appForAnyUser(t: { teardown(fn: () => void | Promise<void>): void }): string {
+  const dir = tempDir(t, 'utw-app-');
+  chmodSync(dir, 0o755);
+  const app = join(dir, 'smtp-app');
+  copyFileSync(APP, app);
+  chmodSync(app, 0o755);
+  return app;
 }
 
 export function baseEnv(certs: Certs, extra: Record<string, string> = {}): NodeJS.ProcessEnv {

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { connect, type ConnectionOptions, type TLSSocket } from 'node:tls';
 import { spawnSync } from 'node:child_process';
 import {
-  APP, appFds, baseEnv, DEMO, freePort, hashUntilEnd, HELPER, Lines, logged, makeCert, readReport, run, sendRandom, tcpserver, tempDir, waitFor,
+  APP, appFds, appForAnyUser, baseEnv, DEMO, freePort, hashUntilEnd, HELPER, Lines, logged, makeCert, readReport, run, sendRandom, tcpserver, tempDir, waitFor,
   type Launcher,
 } from './helpers';
 import { issue, selfSigned } from './pki';
@@ -157,7 +157,7 @@ t.test('started as root: the app runs as UID/GID, the helper handshakes as TLS_U
   chmodSync(dir, 0o777);
   const certs = makeCert(dir);
   chmodSync(certs.key, 0o600);
-  const { port, srv } = await serve(t, baseEnv(certs, { REPORT: dir, PROBE_FILE: certs.key, UID: '65534', GID: '65534', TLS_UID: '1', TLS_GID: '1' }), []);
+  const { port, srv } = await serve(t, baseEnv(certs, { REPORT: dir, PROBE_FILE: certs.key, UID: '65534', GID: '65534', TLS_UID: '1', TLS_GID: '1' }), [], [appForAnyUser(t)]);
   const tls = await tlsClient(port);
   const lines = new Lines(tls as unknown as Socket);
   t.equal(await lines.line(), '220 test ESMTP');

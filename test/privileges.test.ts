@@ -3,7 +3,7 @@
 import t, { type Test } from 'tap';
 import { chmodSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { APP, freePort, HELPER, logged, tcpserver, tempDir, tlsSession, waitFor, type Launcher } from './helpers';
+import { appForAnyUser, freePort, HELPER, logged, tcpserver, tempDir, tlsSession, waitFor, type Launcher } from './helpers';
 import { selfSigned } from './pki';
 
 const NOBODY = 65534;
@@ -14,6 +14,7 @@ t.test('the tests run as root, as an operator starts the launcher', async (t) =>
 });
 
 const dir = tempDir(t, 'utw-priv-');
+const app = appForAnyUser(t);
 const server = selfSigned(dir, 'server', { subject: '/CN=mail.example.test' });
 chmodSync(server.key, 0o600);
 
@@ -24,7 +25,7 @@ async function serve(t: Test, env: Record<string, string>, flags: string[] = [])
   const srv = await tcpserver(
     port,
     { PATH: process.env.PATH, REPORT: report, CERTFILE: server.cert, KEYFILE: server.key, PROBE_FILE: server.key, ...env },
-    [HELPER, '-v', ...flags, APP],
+    [HELPER, '-v', ...flags, app],
   );
   t.teardown(() => srv.stop());
   return { port, report, srv };
