@@ -13,6 +13,7 @@ const ROOT = resolve(__dirname, '..', '..');
 const APP = join(ROOT, 'build', 'bench', 'app');
 const HELPER = join(ROOT, 'bin', 'ucspi-tls-wrap');
 const FLOOR = join(ROOT, 'bench', 'node-floor');
+const TLS_FLOOR = join(ROOT, 'bench', 'node-tls-floor');
 
 const MiB = 1024 * 1024;
 const REPS = { banner: 25, session: 25, throughput: 5 };
@@ -303,18 +304,20 @@ async function main(): Promise<void> {
   const stunnelConf = join(dir, 'stunnel.conf');
   writeFileSync(stunnelConf, `pid =\nsyslog = no\ndebug = 0\ncert = ${cert}\nkey = ${key}\nexec = ${APP}\nexecArgs = app\nTIMEOUTclose = 0\n`);
 
-  const base = 24000 + (process.pid % 2000) * 4;
+  const base = 24000 + (process.pid % 2000) * 5;
   const modes: Mode[] = [
     { name: 'ucspi-tls-wrap (STARTTLS)', kind: 'starttls', port: base, stderr: '' },
     { name: 'ucspi-tls-wrap --implicit', kind: 'implicit', port: base + 1, stderr: '' },
     { name: 'stunnel (implicit, inetd mode)', kind: 'implicit', port: base + 2, stderr: '' },
     { name: 'Node floor (spawn only, no TLS)', kind: 'plain', port: base + 3, stderr: '' },
+    { name: 'Node TLS floor (spawn, bare tls)', kind: 'starttls', port: base + 4, stderr: '' },
   ];
   const env = { PATH: process.env.PATH, CERTFILE: cert, KEYFILE: key };
   startLauncher(modes[0]!, [HELPER, APP], { ...env, BENCH_MODE: 'starttls' });
   startLauncher(modes[1]!, [HELPER, '--implicit', APP], env);
   startLauncher(modes[2]!, ['stunnel4', stunnelConf], env);
   startLauncher(modes[3]!, [FLOOR, APP], env);
+  startLauncher(modes[4]!, [TLS_FLOOR, APP], { ...env, BENCH_MODE: 'starttls' });
   const stop = (): void => {
     for (const m of modes) m.launcher?.kill();
     rmSync(dir, { recursive: true, force: true });
@@ -361,6 +364,10 @@ async function main(): Promise<void> {
     console.log(`Private_Dirty of the process in front of the app; idle: median of ${IDLE_CONNECTIONS} open TLS connections; peak: ${SLOW_BULK / MiB} MiB to a client reading ${SLOW_RATE / MiB} MiB/s.`);
     console.log('');
     console.log(targetTable(targets(rows[0]!, rows[3]!, rows[2]!)));
+    console.log('');
+    console.log('The same targets for the Node TLS floor, the least a Node helper with TLS costs here:');
+    console.log('');
+    console.log(targetTable(targets(rows[4]!, rows[3]!, rows[2]!)));
     console.log('');
     console.log(implicitRatios(rows[1]!, rows[2]!));
     console.log(`load at the end: ${loadavg().map((x) => x.toFixed(2)).join(' ')}`);
