@@ -27,8 +27,8 @@ node_modules/.installed: package.json package-lock.json
 build: build/.stamp
 build/.stamp: node_modules/.installed tsconfig.json scripts/bundle.js scripts/code-cache.js $(SOURCES)
 	$(TSC) -p .
-	node scripts/bundle.js build/src/main.js build/ucspi-tls-wrap.js
-	node scripts/bundle.js build/src/client-main.js build/ucspi-tls-client.js
+	node scripts/bundle.js build/src/helper/main.js build/ucspi-tls-wrap.js
+	node scripts/bundle.js build/src/client/main.js build/ucspi-tls-client.js
 	node scripts/code-cache.js build/ucspi-tls-wrap.js
 	@grep -q "const VERSION = '$(VERSION)'" src/version.ts || { echo "src/version.ts VERSION differs from package.json ($(VERSION))" >&2; exit 1; }
 	touch $@

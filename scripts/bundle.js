@@ -10,7 +10,7 @@
 // with V8's code cache from OUT.cache (scripts/code-cache.js) when the cache names the same
 // build and V8 finds it whole. Without a cache the loader compiles as Node would.
 //
-//   node scripts/bundle.js build/src/main.js build/ucspi-tls-wrap.js
+//   node scripts/bundle.js build/src/helper/main.js build/ucspi-tls-wrap.js
 const { createHash } = require('node:crypto');
 const { readFileSync, writeFileSync } = require('node:fs');
 const { basename, dirname, relative, resolve } = require('node:path');

@@ -1,7 +1,7 @@
 // One line per event on the log fd. Synchronous writes: process.stderr would wrap fd 2 in a
 // stream and may set O_NONBLOCK on it, which xinetd shares with the client socket.
 import { writeSync } from 'node:fs';
-import { PROGRAM, type Verbosity } from './options';
+import { PROGRAM, type Verbosity } from './helper/options';
 
 export interface Logger {
   /** Failures and refusals: shown unless -q. */

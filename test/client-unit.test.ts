@@ -1,9 +1,9 @@
 // Pure parts of the client side and the implicit mode, tested directly.
 import t from 'tap';
 import { spawnSync } from 'node:child_process';
-import { shellAssignments } from '../src/app';
-import { clientAppEnvironment, parseClientArgs } from '../src/client-options';
-import { commandMissing } from '../src/command-path';
+import { shellAssignments } from '../src/process/app';
+import { clientAppEnvironment, parseClientArgs } from '../src/client/options';
+import { commandMissing } from '../src/process/command-path';
 
 t.test('parseClientArgs: the name from -k or TCPREMOTEHOST, required unless --insecure', async (t) => {
   const run = parseClientArgs(['-k', 'MX.Example.ORG.', 'app'], {});

@@ -14,7 +14,7 @@ import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { connect as tlsConnect } from 'node:tls';
-import { readClientHello } from '../src/client-hello';
+import { readClientHello } from '../src/tls/client-hello';
 import { Lines, ROOT, sleep } from './helpers';
 import { clientHello, closed, endStatus, helperLog, helperPid, killLeftovers, leftovers, prng, serve, toStartTls, type Served } from './hostile';
 import { between, mutate, pick, randomBuffer, split, type Rand } from './mutate';

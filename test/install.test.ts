@@ -89,7 +89,7 @@ t.test('npm pack, then npm install -g of the tarball: commands and man pages', a
   const out = execFileSync('npm', ['pack', '--silent', '--pack-destination', dir], { cwd: ROOT, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
   const tarball = join(dir, out.trim().split('\n').pop()!);
   const listing = execFileSync('tar', ['tzf', tarball], { encoding: 'utf8' });
-  t.match(listing, /^package\/build\/src\/main\.js$/m);
+  t.match(listing, /^package\/build\/src\/helper\/main\.js$/m);
   t.match(listing, /^package\/man\/ucspi-tls\.7$/m);
   t.match(listing, /^package\/build\/ucspi-tls-wrap\.cache$/m, 'the helper\'s compiled code');
   t.notMatch(listing, /^package\/build\/test\//m, 'no tests in the package');

@@ -1,13 +1,13 @@
 // The pure parts of the TLS policy, tested directly.
 import t from 'tap';
 import { readFileSync } from 'node:fs';
-import { clientVerdict, reasonText } from '../src/client-auth';
-import { keyMatchesCertificate, keyPublic, pemBlocks } from '../src/pem';
-import { planPrivileges } from '../src/privileges';
-import { daysRemaining } from '../src/session-vars';
-import { chooseIdentity, clientSupports, nameMatches } from '../src/sni';
-import { DEFAULT_CIPHERS, normalizeServerName, parseVersion, readTlsConfig } from '../src/tls-config';
-import { oneline, parseCertificate } from '../src/x509';
+import { clientVerdict, reasonText } from '../src/tls/client-auth';
+import { keyMatchesCertificate, keyPublic, pemBlocks } from '../src/tls/pem';
+import { planPrivileges } from '../src/process/privileges';
+import { daysRemaining } from '../src/tls/session-vars';
+import { chooseIdentity, clientSupports, nameMatches } from '../src/tls/sni';
+import { DEFAULT_CIPHERS, normalizeServerName, parseVersion, readTlsConfig } from '../src/tls/config';
+import { oneline, parseCertificate } from '../src/tls/x509';
 import { tempDir } from './helpers';
 import { selfSigned } from './pki';
 

@@ -3,16 +3,16 @@ import t from 'tap';
 import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { exitStatus, spawnFailureStatus } from '../src/app';
-import { readClientHello } from '../src/client-hello';
-import { clientSource } from '../src/client-fds';
-import { classifyCommand, describeByte } from '../src/control';
-import { appEnvironment } from '../src/environment';
-import { EXIT_CONFIG, EXIT_USAGE, parseArgs } from '../src/options';
-import { pemBlocks } from '../src/pem';
-import { decodeReply, encodeReply } from '../src/reply';
-import { cipherBits, sessionVars } from '../src/session-vars';
-import { parseCertificate, rfc2253, type NameEntry } from '../src/x509';
+import { exitStatus, spawnFailureStatus } from '../src/process/app';
+import { readClientHello } from '../src/tls/client-hello';
+import { clientSource } from '../src/process/client-fds';
+import { classifyCommand, describeByte } from '../src/session/control';
+import { appEnvironment } from '../src/process/environment';
+import { EXIT_CONFIG, EXIT_USAGE, parseArgs } from '../src/helper/options';
+import { pemBlocks } from '../src/tls/pem';
+import { decodeReply, encodeReply } from '../src/session/reply';
+import { cipherBits, sessionVars } from '../src/tls/session-vars';
+import { parseCertificate, rfc2253, type NameEntry } from '../src/tls/x509';
 import { tempDir } from './helpers';
 
 t.test('options', async (t) => {

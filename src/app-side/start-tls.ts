@@ -2,8 +2,8 @@
 // the reply, and hand back the decrypted stream on the helper's two fds.
 import { Socket } from 'node:net';
 import type { Duplex, Readable, Writable } from 'node:stream';
-import { joinStreams } from '../join-streams';
-import { decodeReply } from '../reply';
+import { joinStreams } from '../process/join-streams';
+import { decodeReply } from '../session/reply';
 import type { LineReader } from './lines';
 
 /** Not started: no helper, a refused command, or a handshake that failed (the helper's log says why). */

@@ -2,17 +2,17 @@
 // is loaded only once the app runs, so the app's banner never waits for OpenSSL (and, in
 // the implicit mode, the app's start overlaps the handshake).
 import { openSync, writeSync } from 'node:fs';
-import { EXIT_NO_TLS, spawnApp, spawnFailureStatus, spawnImplicitApp, SpawnError, type App, type ImplicitApp } from './app';
-import type { AppProcess } from './app-process';
-import { commandMissing } from './command-path';
-import { clientSource, closeInheritedFds, locateClient } from './client-fds';
-import { CredentialsError, readCredentials, type Credentials } from './credentials';
-import { appEnvironment } from './environment';
-import { createLogger, fatalLine } from './log';
+import { EXIT_NO_TLS, spawnApp, spawnFailureStatus, spawnImplicitApp, SpawnError, type App, type ImplicitApp } from '../process/app';
+import type { AppProcess } from '../process/app-process';
+import { commandMissing } from '../process/command-path';
+import { clientSource, closeInheritedFds, locateClient } from '../process/client-fds';
+import { CredentialsError, readCredentials, type Credentials } from '../tls/credentials';
+import { appEnvironment } from '../process/environment';
+import { createLogger, fatalLine } from '../log';
 import { EXIT_CONFIG, parseArgs, PROGRAM, USAGE } from './options';
-import { dropPrivileges, planPrivileges } from './privileges';
-import { supervise } from './supervise';
-import { VERSION } from './version';
+import { dropPrivileges, planPrivileges } from '../process/privileges';
+import { supervise } from '../process/supervise';
+import { VERSION } from '../version';
 
 
 function main(): void {
@@ -77,7 +77,7 @@ function main(): void {
   }
   if (config.tls.customAlgorithms) {
     // eslint-disable-next-line @typescript-eslint/no-require-imports
-    const refused = (require('./algorithm-check') as typeof import('./algorithm-check')).checkAlgorithms(config.tls, creds);
+    const refused = (require('../tls/algorithm-check') as typeof import('../tls/algorithm-check')).checkAlgorithms(config.tls, creds);
     if (refused !== undefined) fatal(refused, EXIT_CONFIG);
   }
 
@@ -112,7 +112,7 @@ function main(): void {
   });
   /* eslint-disable @typescript-eslint/no-require-imports */
   const engineModule = implicitApp !== undefined ? (require('./implicit') as typeof import('./implicit')) : undefined;
-  const starttlsModule = app !== undefined ? (require('./engine') as typeof import('./engine')) : undefined;
+  const starttlsModule = app !== undefined ? (require('./starttls') as typeof import('./starttls')) : undefined;
   /* eslint-enable @typescript-eslint/no-require-imports */
   // Every module is loaded by now: the helper's new user need not read our files.
   if (plan.helper !== undefined) {

@@ -4,7 +4,7 @@
 import { constants, createHash } from 'node:crypto';
 import { createServer, type Server, type TlsOptions } from 'node:tls';
 import type { Credentials, PairCredentials } from './credentials';
-import type { TlsConfig } from './tls-config';
+import type { TlsConfig } from './config';
 
 export function serverOptions(pair: PairCredentials, creds: Credentials, c: TlsConfig, contextId: string): TlsOptions {
   const o: TlsOptions = {

@@ -1,16 +1,16 @@
 // The server side's STARTTLS engine: the TLS server for the client on fds 0/1 (or the
 // systemd fd), behind the control socket. Loaded after the app is running, so loading
 // OpenSSL and building the context happen while the app talks plaintext.
-import type { App } from './app';
-import type { ClientFds } from './client-fds';
-import { openClientStream } from './client-stream';
-import { startControl, type Engine, type EngineHooks } from './control-session';
-import type { Credentials } from './credentials';
-import type { Logger } from './log';
+import type { App } from '../process/app';
+import type { ClientFds } from '../process/client-fds';
+import { openClientStream } from '../process/client-stream';
+import { startControl, type Engine, type EngineHooks } from '../session/control-session';
+import type { Credentials } from '../tls/credentials';
+import type { Logger } from '../log';
 import type { Config } from './options';
-import { createAcceptor } from './tls-accept';
+import { createAcceptor } from '../tls/accept';
 
-export type { Engine, EngineHooks } from './control-session';
+export type { Engine, EngineHooks } from '../session/control-session';
 
 export interface EngineInput {
   config: Config;

@@ -8,12 +8,12 @@ import { clientVerdict, type Verdict } from './client-auth';
 import type { HelloInfo } from './client-hello';
 import type { Credentials, IdentityCredentials, PairCredentials } from './credentials';
 import { serverHandshake, type Chooser, type Handshaken } from './handshake';
-import type { Logger } from './log';
-import type { Vars } from './reply';
+import type { Logger } from '../log';
+import type { Vars } from '../session/reply';
 import { sessionIdOf, sessionVars, type PeerCertificate } from './session-vars';
 import { chooseIdentity, choosePair } from './sni';
-import type { TlsConfig } from './tls-config';
-import { ServerCache } from './tls-servers';
+import type { TlsConfig } from './config';
+import { ServerCache } from './servers';
 import { parseCertificate } from './x509';
 
 interface Served {

@@ -1,8 +1,8 @@
 // ucspi-tls-client's files, read and checked before the app starts: the trust anchors and
 // the optional client certificate. A bad one is exit 111 and the app never runs.
 import { existsSync, readFileSync } from 'node:fs';
-import type { ClientTlsConfig } from './client-options';
-import { CredentialsError, readPair, readTrust, type PairCredentials } from './credentials';
+import type { ClientTlsConfig } from './options';
+import { CredentialsError, readPair, readTrust, type PairCredentials } from '../tls/credentials';
 
 /** Debian's (and most distributions') bundle of the system's trusted CAs. */
 export const SYSTEM_CA_BUNDLE = '/etc/ssl/certs/ca-certificates.crt';

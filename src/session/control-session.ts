@@ -1,9 +1,9 @@
 // UCSPI-TLS seen from the helper, for either side: wait for the app's command, run the
 // handshake, send the reply, close the control socket, relay.
 import type { TLSSocket } from 'node:tls';
-import type { App } from './app';
+import type { App } from '../process/app';
 import { classifyCommand, describeByte } from './control';
-import type { Logger } from './log';
+import type { Logger } from '../log';
 import { relay, summaryLine, type Relay } from './relay';
 import { encodeReply, type Vars } from './reply';
 

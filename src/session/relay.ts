@@ -3,7 +3,7 @@
 import type { Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import { byteCollector } from './garbage';
-import { describeError } from './handshake';
+import { describeError } from '../tls/handshake';
 
 export interface RelayEvents {
   /** App to peer finished: close_notify and FIN sent after the last byte, or the peer is gone. */

@@ -1,5 +1,5 @@
 // The app's environment. Pure.
-import { isHelperVariable } from './options';
+import { isHelperVariable } from '../helper/options';
 
 /** fd numbers the app is given for the UCSPI-TLS channels. */
 export const CTL_FD = 3;

@@ -1,7 +1,7 @@
 // Command line and environment -> configuration. Pure: no I/O, so every rule is
 // tested directly.
 import minimist from 'minimist';
-import { isTlsVariable, nonEmpty, readTlsConfig, type ClientCertMode, type TlsConfig } from './tls-config';
+import { isTlsVariable, nonEmpty, readTlsConfig, type ClientCertMode, type TlsConfig } from '../tls/config';
 
 export const PROGRAM = 'ucspi-tls-wrap';
 

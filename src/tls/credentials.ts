@@ -4,7 +4,7 @@ import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { readTlv } from './der';
 import { keyMatchesCertificate, keyPublic, KEY_LABELS, pemBlocks, type PemBlock } from './pem';
-import type { Identity, KeyPair, TlsConfig } from './tls-config';
+import type { Identity, KeyPair, TlsConfig } from './config';
 import { parseCertificate, type CertInfo } from './x509';
 
 export interface PairCredentials {

@@ -1,7 +1,7 @@
 // Cipher lists and groups only OpenSSL can judge. Checked before the app starts when the
 // operator set them; the defaults are known good, so the common case pays nothing.
 import type { Credentials } from './credentials';
-import type { TlsConfig } from './tls-config';
+import type { TlsConfig } from './config';
 
 /** The line that says what OpenSSL refused, or undefined. */
 export function checkAlgorithms(c: TlsConfig, creds: Credentials): string | undefined {

@@ -2,8 +2,8 @@
 // the app has exited and, if TLS ran, every byte it wrote has been delivered.
 import { exitStatus, FORWARDED_SIGNALS } from './app';
 import type { AppProcess } from './app-process';
-import type { Engine, EngineHooks } from './control-session';
-import type { Logger } from './log';
+import type { Engine, EngineHooks } from '../session/control-session';
+import type { Logger } from '../log';
 
 export interface Supervisor {
   hooks: EngineHooks;

@@ -1,5 +1,5 @@
 // The verdict on the client's certificate, in mod_ssl's SSL_CLIENT_VERIFY terms. Pure.
-import type { ClientCertMode } from './tls-config';
+import type { ClientCertMode } from './config';
 
 /** OpenSSL's X509_verify_cert_error_string for the codes Node reports, as mod_ssl shows them. */
 const REASONS: Record<string, string> = {

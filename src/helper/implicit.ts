@@ -1,14 +1,14 @@
 // Implicit TLS (ports 465, 993, 995) for one connection: the handshake first, then the
 // app's environment gets the session's variables and its fds 0/1 the decrypted stream.
-import { shellAssignments, type ImplicitApp } from './app';
-import type { ClientFds } from './client-fds';
-import { openClientStream } from './client-stream';
-import type { Credentials } from './credentials';
-import type { Engine, EngineHooks } from './control-session';
-import type { Logger } from './log';
+import { shellAssignments, type ImplicitApp } from '../process/app';
+import type { ClientFds } from '../process/client-fds';
+import { openClientStream } from '../process/client-stream';
+import type { Credentials } from '../tls/credentials';
+import type { Engine, EngineHooks } from '../session/control-session';
+import type { Logger } from '../log';
 import type { Config } from './options';
-import { relay, summaryLine, type Relay } from './relay';
-import { createAcceptor } from './tls-accept';
+import { relay, summaryLine, type Relay } from '../session/relay';
+import { createAcceptor } from '../tls/accept';
 
 export interface ImplicitInput {
   config: Config;

@@ -1,8 +1,8 @@
 // ucspi-tls-client's command line and environment -> configuration. Pure.
 import { isIP } from 'node:net';
 import minimist from 'minimist';
-import { EXIT_CONFIG, EXIT_USAGE, type Verbosity } from './options';
-import { nonEmpty, normalizeServerName, readPolicy, type Env, type KeyPair, type TlsPolicy } from './tls-config';
+import { EXIT_CONFIG, EXIT_USAGE, type Verbosity } from '../helper/options';
+import { nonEmpty, normalizeServerName, readPolicy, type Env, type KeyPair, type TlsPolicy } from '../tls/config';
 
 export const CLIENT_PROGRAM = 'ucspi-tls-client';
 

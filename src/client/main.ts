@@ -2,15 +2,15 @@
 // (the connection on fds 6 and 7). The app runs at once; on `y`/`Y` the helper runs the
 // client handshake, checks the server's certificate, and relays.
 import { openSync, writeSync } from 'node:fs';
-import { spawnApp, spawnFailureStatus, SpawnError, type App } from './app';
-import { closeInheritedFds, sameSocket } from './client-fds';
-import { readClientCredentials, type ClientCredentials } from './client-credentials';
-import { clientAppEnvironment, CLIENT_PROGRAM, CLIENT_USAGE, NET_READ_FD, NET_WRITE_FD, parseClientArgs } from './client-options';
-import { CredentialsError } from './credentials';
-import { createLogger, fatalLine } from './log';
-import { EXIT_CONFIG } from './options';
-import { supervise } from './supervise';
-import { VERSION } from './version';
+import { spawnApp, spawnFailureStatus, SpawnError, type App } from '../process/app';
+import { closeInheritedFds, sameSocket } from '../process/client-fds';
+import { readClientCredentials, type ClientCredentials } from './credentials';
+import { clientAppEnvironment, CLIENT_PROGRAM, CLIENT_USAGE, NET_READ_FD, NET_WRITE_FD, parseClientArgs } from './options';
+import { CredentialsError } from '../tls/credentials';
+import { createLogger, fatalLine } from '../log';
+import { EXIT_CONFIG } from '../helper/options';
+import { supervise } from '../process/supervise';
+import { VERSION } from '../version';
 
 function main(): void {
   const parsed = parseClientArgs(process.argv.slice(2), process.env);
@@ -68,9 +68,9 @@ function main(): void {
   const life = supervise(app.child, { appName: config.app[0]!, log, fatal });
 
   /* eslint-disable @typescript-eslint/no-require-imports */
-  const { startControl } = require('./control-session') as typeof import('./control-session');
-  const { clientHandshake } = require('./tls-connect') as typeof import('./tls-connect');
-  const { openClientStream } = require('./client-stream') as typeof import('./client-stream');
+  const { startControl } = require('../session/control-session') as typeof import('../session/control-session');
+  const { clientHandshake } = require('../tls/connect') as typeof import('../tls/connect');
+  const { openClientStream } = require('../process/client-stream') as typeof import('../process/client-stream');
   /* eslint-enable @typescript-eslint/no-require-imports */
   log.info(`server certificates checked against ${config.verify ? creds.trustSource : 'nothing (--insecure)'}`);
   const engine = startControl({
