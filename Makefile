@@ -25,11 +25,10 @@ node_modules/.installed: package.json package-lock.json
 	touch $@
 
 build: build/.stamp
-build/.stamp: node_modules/.installed tsconfig.json scripts/bundle.js scripts/code-cache.js $(SOURCES)
+build/.stamp: node_modules/.installed tsconfig.json scripts/bundle.js $(SOURCES)
 	$(TSC) -p .
 	node scripts/bundle.js build/src/helper/main.js build/ucspi-tls-wrap.js
 	node scripts/bundle.js build/src/client/main.js build/ucspi-tls-client.js
-	node scripts/code-cache.js build/ucspi-tls-wrap.js
 	@grep -q "const VERSION = '$(VERSION)'" src/version.ts || { echo "src/version.ts VERSION differs from package.json ($(VERSION))" >&2; exit 1; }
 	touch $@
 
@@ -46,7 +45,7 @@ install: all
 	  $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man7 $(DESTDIR)$(DOCDIR)
 	install -m 644 package.json $(DESTDIR)$(LIBDIR)/
 	for p in $(PROGRAMS); do \
-	  install -m 644 build/$$p.js build/$$p.bundle.js $$(ls build/$$p.cache 2>/dev/null) $(DESTDIR)$(LIBDIR)/build/ && \
+	  install -m 644 build/$$p.js $(DESTDIR)$(LIBDIR)/build/ && \
 	  install -m 755 bin/$$p $(DESTDIR)$(LIBDIR)/bin/ && \
 	  ln -sfn "$$(realpath -m --relative-to=$(BINDIR) $(LIBDIR)/bin/$$p)" $(DESTDIR)$(BINDIR)/$$p || exit 1; \
 	done

@@ -235,49 +235,6 @@ t.test('the app is not executable: 126, one line', async (t) => {
   t.match(r.stderr, /^ucspi-tls-wrap: (pid \d+: )?fatal: cannot run \S+not-executable: EACCES\n$/);
 });
 
-// The app is started on libuv's process handle through process.binding(); a Node without
-// that gets child_process. The preload notes every child_process.spawn() in a file, and
-// for NO_BINDING refuses the bindings the helper asks for (only those: the test runner's
-// own spawn hook, which the helper inherits, needs others).
-const NOTE_SPAWN = `
-const cp = require('node:child_process');
-const spawn = cp.spawn;
-cp.spawn = function (...a) { require('node:fs').appendFileSync(process.env.SPAWN_NOTE, 'child_process.spawn\\n'); return spawn.apply(this, a); };
-if (process.env.NO_BINDING) {
-  const binding = process.binding;
-  process.binding = (name) => {
-    if (['process_wrap', 'pipe_wrap', 'v8'].includes(name)) throw new Error('No such module: ' + name);
-    return binding(name);
-  };
-}
-`;
-
-for (const noBinding of [false, true]) {
-  t.test(noBinding ? 'a Node without process.binding: the app starts through child_process' : 'the app starts without child_process', async (t) => {
-    const dir = tempDir(t);
-    const preload = join(dir, 'note-spawn.js');
-    writeFileSync(preload, NOTE_SPAWN);
-    const note = join(dir, 'spawns');
-    const env = { TLS_CMD: 'y', NODE_OPTIONS: `--require ${preload}`, SPAWN_NOTE: note, ...(noBinding ? { NO_BINDING: '1' } : {}) };
-    const s = await setup(t, env);
-    const { sock } = await toStartTls(s.port);
-    const tls = (await import('node:tls')).connect({ socket: sock, rejectUnauthorized: false });
-    await new Promise((r) => tls.once('secureConnect', r));
-    const lines = new Lines(tls as unknown as Socket);
-    tls.write('NOOP\r\n');
-    t.equal(await lines.line(), '250 yes NOOP', 'TLS through the app\'s pipes');
-    tls.write('QUIT\r\n');
-    t.equal(await lines.line(), '221 bye');
-    t.equal(await endStatus(s.srv), 0);
-    t.equal(existsSync(note) ? readFileSync(note, 'utf8') : '', noBinding ? 'child_process.spawn\n' : '');
-
-    const certs = makeCert(dir);
-    const missing = spawnSync(HELPER, [join(dir, 'no-such-app')], { env: baseEnv(certs, env), stdio: ['pipe', 'pipe', 'pipe'], encoding: 'utf8' });
-    t.equal(missing.status, 127);
-    t.match(missing.stderr, /fatal: cannot run \S+no-such-app: ENOENT\n$/);
-  });
-}
-
 t.test('fds the launcher leaked are not passed on to the app', async (t) => {
   const dir = tempDir(t);
   const certs = makeCert(dir);

@@ -58,8 +58,8 @@ t.test('make install PREFIX=...: executables, run-time modules, man pages; then 
     t.ok(lstatSync(link).isSymbolicLink(), `bin/${p} is a link`);
     t.equal(readlinkSync(link), `../lib/ucspi-tls-wrap/bin/${p}`, 'relative, so it holds wherever the tree is');
   }
-  t.same(readdirSync(join(prefix, 'lib/ucspi-tls-wrap/build')).sort(), [...programs.flatMap((p) => [`${p}.js`, `${p}.bundle.js`]), 'ucspi-tls-wrap.cache'].sort(),
-    'per executable a loader and one bundle with its modules and minimist in it, and the helper\'s compiled code: no node_modules, no tests');
+  t.same(readdirSync(join(prefix, 'lib/ucspi-tls-wrap/build')).sort(), programs.map((p) => `${p}.js`).sort(),
+    'per executable one file with its modules and minimist in it: no node_modules, no tests');
   t.notOk(existsSync(join(prefix, 'lib/ucspi-tls-wrap/node_modules')));
   t.ok(existsSync(join(prefix, 'share/doc/ucspi-tls-wrap/examples/systemd/submission@.service')), 'examples');
   await versions(t, join(prefix, 'bin'));
@@ -91,7 +91,7 @@ t.test('npm pack, then npm install -g of the tarball: commands and man pages', a
   const listing = execFileSync('tar', ['tzf', tarball], { encoding: 'utf8' });
   t.match(listing, /^package\/build\/src\/helper\/main\.js$/m);
   t.match(listing, /^package\/man\/ucspi-tls\.7$/m);
-  t.match(listing, /^package\/build\/ucspi-tls-wrap\.cache$/m, 'the helper\'s compiled code');
+  t.match(listing, /^package\/build\/ucspi-tls-wrap\.js$/m, 'the helper in one file');
   t.notMatch(listing, /^package\/build\/test\//m, 'no tests in the package');
   t.notMatch(listing, /^package\/src\//m, 'no TypeScript sources');
 

@@ -30,8 +30,7 @@ function start(file: string, args: readonly string[], env: Record<string, string
   // libuv also clears the supplementary groups when it changes ids.
   const r = spawnProcess(file, args, { env, fds, ...(ids !== undefined ? { uid: ids.uid, gid: ids.gid } : {}) });
   if (!r.ok) throw new SpawnError(r.code);
-  // Our end of the child's fd i, readable unless it is the child's fd 0 (which we only write).
-  return { child: r.process, socket: (i) => r.socket(i, i > 0) };
+  return { child: r.process, socket: r.socket };
 }
 
 /** Start the app; a SpawnError when it cannot be started. */
