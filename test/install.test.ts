@@ -2,7 +2,7 @@
 // packed tarball; then the installed executable serves under tcpserver and man shows its pages.
 import t, { type Test } from 'tap';
 import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync, lstatSync, readdirSync, readlinkSync, readFileSync } from 'node:fs';
+import { existsSync, lstatSync, mkdirSync, readdirSync, readlinkSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { APP, baseEnv, freePort, makeCert, ROOT, run, tcpserver, tempDir, tlsSession, waitFor } from './helpers';
 
@@ -60,6 +60,9 @@ t.test('make install PREFIX=...: executables, run-time modules, man pages; then 
   }
   t.same(readdirSync(join(prefix, 'lib/ucspi-tls-wrap/build')).sort(), programs.map((p) => `${p}.js`).sort(),
     'per executable one file with its modules and minimist in it: no node_modules, no tests');
+  for (const p of programs) {
+    t.equal(readFileSync(join(prefix, 'lib/ucspi-tls-wrap/bin', p), 'latin1').split('\n')[0], '#!/usr/bin/env node', `${p}: the node in PATH`);
+  }
   t.notOk(existsSync(join(prefix, 'lib/ucspi-tls-wrap/node_modules')));
   t.ok(existsSync(join(prefix, 'share/doc/ucspi-tls-wrap/examples/systemd/submission@.service')), 'examples');
   await versions(t, join(prefix, 'bin'));
@@ -70,6 +73,25 @@ t.test('make install PREFIX=...: executables, run-time modules, man pages; then 
 
   make(['uninstall', `PREFIX=${prefix}`]);
   t.same(filesBelow(prefix), [], 'make uninstall leaves no file or link behind');
+});
+
+// An operator whose launcher's PATH has another node (or none) names the node to run on.
+t.test('make install NODE=...: the executables run on that node, whatever PATH has', async (t) => {
+  const dir = tempDir(t);
+  const prefix = join(dir, 'usr');
+  // A node that says which it is, so that the test sees that this one ran, not PATH's.
+  const node = join(dir, 'node-bin', 'node');
+  make(['install', `PREFIX=${prefix}`, `NODE=${node}`]);
+  for (const p of programs) {
+    t.equal(readFileSync(join(prefix, 'lib/ucspi-tls-wrap/bin', p), 'latin1').split('\n')[0], `#!${node}`, `${p}: #!${node}`);
+  }
+  mkdirSync(join(dir, 'node-bin'));
+  writeFileSync(node, `#!/bin/sh\necho "ran by the named node" >&2\nexec '${process.execPath}' "$@"\n`, { mode: 0o755 });
+  // PATH's node is not the one named.
+  const r = await run(join(prefix, 'bin', 'ucspi-tls-wrap'), ['--version'], { PATH: '/usr/bin:/bin' });
+  t.equal(r.status, 0);
+  t.equal(r.out, `ucspi-tls-wrap ${pkg.version}\n`);
+  t.equal(r.err, 'ran by the named node\n');
 });
 
 t.test('make install DESTDIR=... PREFIX=/usr/local: staged, and runs from the stage', async (t) => {
