@@ -283,6 +283,8 @@ export interface Session {
   /** The server certificate the client got. */
   cert: Buffer;
   alpn: string | false | null;
+  /** The key exchange as the client saw it (Node tells only the client side). */
+  keyInfo: ReturnType<TLSSocket['getEphemeralKeyInfo']>;
   /** The app's answer to one line sent through TLS. */
   answer: string;
   vars: Map<string, string>;
@@ -299,6 +301,7 @@ export async function tlsSession(port: number, dir: string, o: StartTlsOptions =
     cipher: t.getCipher().name,
     cert: t.getPeerCertificate().raw,
     alpn: t.alpnProtocol,
+    keyInfo: t.getEphemeralKeyInfo(),
     answer,
     vars: replyVars(readFileSync(join(dir, 'reply'))),
   };

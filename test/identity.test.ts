@@ -111,19 +111,34 @@ t.test('ALPN: the chosen protocol is in the reply', async (t) => {
   t.ok(await logged(s.srv, /handshake failed: .*no application protocol/i), 'the log says why');
 });
 
-t.test('defaults: TLS 1.2 and 1.3 only, forward-secret AEAD ciphers, X25519 first', async (t) => {
+// The default groups, X25519MLKEM768 first where OpenSSL has it, are in runtimes.test.ts.
+t.test('defaults: TLS 1.2 and 1.3 only, ECDHE with AEAD ciphers, no finite-field DHE', async (t) => {
   const s = await serve(t, { CERTFILE: dflt.cert, KEYFILE: dflt.key });
   const r13 = await startTls(s.port);
   t.equal(r13.getProtocol(), 'TLSv1.3');
-  t.match(r13.getEphemeralKeyInfo(), { name: 'X25519' });
   r13.destroy();
   await t.rejects(startTls(s.port, { tls: { minVersion: 'TLSv1', maxVersion: 'TLSv1.1', ciphers: 'DEFAULT@SECLEVEL=0' } }), /protocol version|unsupported protocol/i, 'TLS 1.1 refused');
   await t.rejects(startTls(s.port, { maxVersion: 'TLSv1.2', tls: { ciphers: 'AES128-SHA:AES256-GCM-SHA384' } }), /handshake failure/, 'static-RSA ciphers refused');
-  const dhe = await startTls(s.port, { maxVersion: 'TLSv1.2', tls: { ciphers: 'DHE-RSA-AES128-GCM-SHA256' } });
-  t.equal(dhe.getCipher().name, 'DHE-RSA-AES128-GCM-SHA256', 'DHE works without DHFILE');
-  t.match(dhe.getEphemeralKeyInfo(), { type: 'DH' });
-  t.ok((dhe.getEphemeralKeyInfo() as { size: number }).size >= 2048, 'built-in DH group of 2048 bits or more');
+  await t.rejects(startTls(s.port, { maxVersion: 'TLSv1.2', tls: { ciphers: 'ECDHE-RSA-AES128-SHA256:ECDHE-RSA-AES256-SHA' } }), /handshake failure/, 'ECDHE without AEAD refused');
+  await t.rejects(startTls(s.port, { maxVersion: 'TLSv1.2', tls: { ciphers: 'DHE-RSA-AES128-GCM-SHA256:DHE-RSA-AES256-GCM-SHA384:DHE-RSA-CHACHA20-POLY1305' } }),
+    /handshake failure/, 'a TLS 1.2 client offering only DHE-RSA suites is refused');
+  t.ok(await logged(s.srv, /handshake failed: .*no shared cipher/i), 'the log says why');
+  const ecdhe = await startTls(s.port, { maxVersion: 'TLSv1.2' });
+  t.match(ecdhe.getCipher().name, /^ECDHE-RSA-(AES\d+-GCM-SHA\d+|CHACHA20-POLY1305)$/, 'TLS 1.2: ECDHE with AEAD');
+  ecdhe.destroy();
+});
+
+t.test('DHFILE alone: a TLS 1.2 client offering only DHE-RSA suites is served, with those parameters', async (t) => {
+  const dh = join(dir, 'dh3072.pem');
+  if (!existsSync(dh)) spawnSync('openssl', ['genpkey', '-genparam', '-algorithm', 'DH', '-pkeyopt', 'dh_param:ffdhe3072', '-out', dh]);
+  const s = await serve(t, { CERTFILE: dflt.cert, KEYFILE: dflt.key, DHFILE: dh });
+  const dhe = await startTls(s.port, { maxVersion: 'TLSv1.2', tls: { ciphers: 'DHE-RSA-AES128-GCM-SHA256:DHE-RSA-AES256-GCM-SHA384:DHE-RSA-CHACHA20-POLY1305' } });
+  t.equal(dhe.getCipher().name, 'DHE-RSA-AES128-GCM-SHA256');
+  t.match(dhe.getEphemeralKeyInfo(), { type: 'DH', size: 3072 }, 'DHFILE\'s group');
   dhe.destroy();
+  const ecdhe = await startTls(s.port, { maxVersion: 'TLSv1.2' });
+  t.match(ecdhe.getCipher().name, /^ECDHE-/, 'a client that offers ECDHE still gets it first');
+  ecdhe.destroy();
 });
 
 t.test('versions, ciphers, suites, groups and DHFILE from the environment', async (t) => {

@@ -6,7 +6,7 @@ import { keyMatchesCertificate, keyPublic, pemBlocks } from '../src/tls/pem';
 import { planPrivileges } from '../src/process/privileges';
 import { daysRemaining } from '../src/tls/session-vars';
 import { chooseIdentity, clientSupports, nameMatches } from '../src/tls/sni';
-import { DEFAULT_CIPHERS, normalizeServerName, parseVersion, readTlsConfig } from '../src/tls/config';
+import { DEFAULT_CIPHERS, DHE_CIPHERS, normalizeServerName, parseVersion, readTlsConfig } from '../src/tls/config';
 import { oneline, parseCertificate } from '../src/tls/x509';
 import { tempDir } from './helpers';
 import { selfSigned } from './pki';
@@ -27,7 +27,15 @@ t.test('TLS policy from the environment', async (t) => {
   t.equal(c.minVersion, 'TLSv1.2');
   t.equal(c.maxVersion, 'TLSv1.3');
   t.equal(c.ciphers, DEFAULT_CIPHERS);
+  t.notMatch(c.ciphers, /(^|:)DHE-/, 'no finite-field DHE by default');
+  t.ok(c.ciphers.split(':').every((s) => /^ECDHE-(ECDSA|RSA)-(AES\d+-GCM-SHA\d+|CHACHA20-POLY1305)$/.test(s)), 'ECDHE with AEAD only');
+  t.equal(c.groups, undefined, 'groups: the defaults of the OpenSSL in use, decided where a context is made');
   t.equal(c.customAlgorithms, false, 'defaults need no OpenSSL check');
+  const dh = readTlsConfig({ CERTFILE: '/c', DHFILE: '/dh.pem' }, flags);
+  t.match(dh, { dhFile: '/dh.pem', ciphers: `${DEFAULT_CIPHERS}:${DHE_CIPHERS}`, customAlgorithms: false }, 'DHFILE adds the DHE suites after the defaults');
+  t.match(readTlsConfig({ CERTFILE: '/c', DHFILE: '/dh.pem', CIPHERS: 'ECDHE-RSA-AES128-GCM-SHA256' }, flags), { ciphers: 'ECDHE-RSA-AES128-GCM-SHA256' },
+    'the operator\'s CIPHERS as given, DHFILE or not');
+  t.match(readTlsConfig({ CERTFILE: '/c', TLS_GROUPS: 'secp384r1' }, flags), { groups: 'secp384r1', customAlgorithms: true });
   const custom = readTlsConfig({ CERTFILE: '/c', CIPHERS: 'HIGH', ALPN: 'smtp, imap', VERIFYDEPTH: '2' }, flags);
   t.match(custom, { customAlgorithms: true, alpn: ['smtp', 'imap'], verifyDepth: 2 });
   t.equal(readTlsConfig({ CERTFILE: '/c' }, { ...flags, clientCert: 'require' }), 'client certificates need CAFILE or CADIR: the trust anchors to verify them against');

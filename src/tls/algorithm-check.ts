@@ -13,6 +13,7 @@ export function checkAlgorithms(c: TlsConfig, creds: Credentials): string | unde
     ['CIPHERSUITES', { ciphers: c.cipherSuites }],
     ['TLS_GROUPS', { ecdhCurve: c.groups }],
   ] as const) {
+    if ('ecdhCurve' in opts && opts.ecdhCurve === undefined) continue; // the defaults (./groups)
     try {
       tls.createSecureContext({ cert: pair.cert, key: pair.key, ...opts });
     } catch (e) {

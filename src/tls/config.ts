@@ -1,13 +1,16 @@
 // The TLS policy from the environment: certificates per server name, client certificates,
 // versions, ciphers, tickets, OCSP, ALPN. Pure: the files are named here, read elsewhere.
 
-/** Mozilla's "intermediate" profile (guidelines 5.7): what a current client and a 2017 one both speak. */
+/**
+ * Mozilla's "intermediate" profile (guidelines 5.8): what a current client and a 2017 one
+ * both speak. TLS 1.2 with ECDHE and AEAD only; the default groups are in ./groups.
+ */
 export const DEFAULT_CIPHERS =
   'ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:' +
-  'ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305:' +
-  'DHE-RSA-AES128-GCM-SHA256:DHE-RSA-AES256-GCM-SHA384:DHE-RSA-CHACHA20-POLY1305';
+  'ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305';
+/** Finite-field DHE, after the default suites when the operator gives DH parameters (DHFILE). */
+export const DHE_CIPHERS = 'DHE-RSA-AES128-GCM-SHA256:DHE-RSA-AES256-GCM-SHA384:DHE-RSA-CHACHA20-POLY1305';
 export const DEFAULT_CIPHERSUITES = 'TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256';
-export const DEFAULT_GROUPS = 'X25519:prime256v1:secp384r1';
 
 export type TlsVersion = 'TLSv1' | 'TLSv1.1' | 'TLSv1.2' | 'TLSv1.3';
 const VERSIONS: readonly TlsVersion[] = ['TLSv1', 'TLSv1.1', 'TLSv1.2', 'TLSv1.3'];
@@ -163,7 +166,8 @@ export interface TlsPolicy {
   maxVersion: TlsVersion;
   ciphers: string;
   cipherSuites: string;
-  groups: string;
+  /** TLS_GROUPS; undefined: the defaults for the OpenSSL in use (./groups). */
+  groups?: string;
   /** True when CIPHERS, CIPHERSUITES or TLS_GROUPS differ from the defaults: OpenSSL must judge them. */
   customAlgorithms: boolean;
   alpn?: string[];
@@ -184,9 +188,10 @@ export function readPolicy(env: Env): TlsPolicy | string {
     maxVersion,
     ciphers: nonEmpty(env, 'CIPHERS') ?? DEFAULT_CIPHERS,
     cipherSuites: nonEmpty(env, 'CIPHERSUITES') ?? DEFAULT_CIPHERSUITES,
-    groups: nonEmpty(env, 'TLS_GROUPS') ?? DEFAULT_GROUPS,
     customAlgorithms: ['CIPHERS', 'CIPHERSUITES', 'TLS_GROUPS'].some((n) => nonEmpty(env, n) !== undefined),
   };
+  const groups = nonEmpty(env, 'TLS_GROUPS');
+  if (groups !== undefined) out.groups = groups;
   const alpn = nonEmpty(env, 'ALPN');
   if (alpn !== undefined) {
     const list = alpn.split(',').map((s) => s.trim()).filter((s) => s !== '');
@@ -222,6 +227,8 @@ export function readTlsConfig(env: Env, flags: TlsFlags): TlsConfig | string {
     const v = nonEmpty(env, name);
     if (v !== undefined) out[field] = v;
   }
+  // Parameters of the operator's own say DHE is wanted; an operator's CIPHERS is taken as it is.
+  if (out.dhFile !== undefined && nonEmpty(env, 'CIPHERS') === undefined) out.ciphers = `${DEFAULT_CIPHERS}:${DHE_CIPHERS}`;
   if (out.clientCert !== 'none' && out.caFile === undefined && out.caDir === undefined) {
     return 'client certificates need CAFILE or CADIR: the trust anchors to verify them against';
   }

@@ -7,6 +7,7 @@ import { checkServerIdentity, connect, type ConnectionOptions, type TLSSocket } 
 import { reasonText } from './client-auth';
 import type { ClientCredentials } from '../client/credentials';
 import type { ClientTlsConfig } from '../client/options';
+import { defaultGroups } from './groups';
 import { describeError } from './handshake';
 import type { Logger } from '../log';
 import type { Vars } from '../session/reply';
@@ -34,7 +35,7 @@ export function clientOptions(c: ConnectInput, socket: Duplex): ConnectionOption
     minVersion: c.policy.minVersion,
     maxVersion: c.policy.maxVersion,
     ciphers: `${c.policy.ciphers}:${c.policy.cipherSuites}`,
-    ecdhCurve: c.policy.groups,
+    ecdhCurve: c.policy.groups ?? defaultGroups(),
     // Checked below, so that the log can say what was wrong and --insecure can pass it on.
     rejectUnauthorized: false,
     checkServerIdentity: () => undefined,
@@ -89,7 +90,9 @@ export function clientHandshake(stream: Duplex, c: ConnectInput): Promise<Connec
       c.log.info(
         `TLS started: ${tls.getProtocol()} ${tls.getCipher().name}` +
           `${o(c.serverName, (n) => ` server=${n}`)}${typeof tls.alpnProtocol === 'string' ? ` alpn=${tls.alpnProtocol}` : ''}` +
-          `${o(server?.subject.find((n) => n.type === '2.5.4.3')?.value, (cn) => ` cn=${JSON.stringify(cn)}`)}`,
+          `${o(server?.subject.find((n) => n.type === '2.5.4.3')?.value, (cn) => ` cn=${JSON.stringify(cn)}`)}` +
+          // The client side learns the group (the server side cannot, in Node); none for TLS 1.2 with DHE.
+          `${o((tls.getEphemeralKeyInfo() as { name?: string } | null)?.name, (g) => ` group=${g}`)}`,
       );
       resolve({ tls, vars: () => collectVars(tls, c, server, problem) });
     });

@@ -5,6 +5,7 @@ import { constants, createHash } from 'node:crypto';
 import { createServer, type Server, type TlsOptions } from 'node:tls';
 import type { Credentials, PairCredentials } from './credentials';
 import type { TlsConfig } from './config';
+import { defaultGroups } from './groups';
 
 export function serverOptions(pair: PairCredentials, creds: Credentials, c: TlsConfig, contextId: string): TlsOptions {
   const o: TlsOptions = {
@@ -14,7 +15,7 @@ export function serverOptions(pair: PairCredentials, creds: Credentials, c: TlsC
     maxVersion: c.maxVersion,
     // Node takes the TLS 1.3 suites in the same string and sorts them out.
     ciphers: `${c.ciphers}:${c.cipherSuites}`,
-    ecdhCurve: c.groups,
+    ecdhCurve: c.groups ?? defaultGroups(),
     dhparam: creds.dhparam ?? 'auto',
     // The client picks among what we allow, as Mozilla's profile has it.
     honorCipherOrder: false,
