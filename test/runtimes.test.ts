@@ -77,7 +77,8 @@ for (const r of runtimes) {
     t.teardown(() => srv.stop());
     const c = await relayClient(port, { ...env, REPORT: d, CAFILE: ca.cert }, ['-v', '-k', 'mail.example.test']);
     t.equal(c.status, 0, `client exit 0: ${c.err}`);
-    const group = hasHybrid(r.openssl) ? 'X25519MLKEM768' : 'X25519';
-    t.match(c.err, new RegExp(`ucspi-tls-client: pid \\d+: TLS started: TLSv1\\.3 \\S+ server=mail\\.example\\.test cn="mail\\.example\\.test" group=${group}\\n`));
+    // Node 22 negotiates the hybrid group but its getEphemeralKeyInfo() does not name it ({}).
+    const group = !hasHybrid(r.openssl) ? ' group=X25519' : r.version.startsWith('v22.') ? '' : ' group=X25519MLKEM768';
+    t.match(c.err, new RegExp(`ucspi-tls-client: pid \\d+: TLS started: TLSv1\\.3 \\S+ server=mail\\.example\\.test cn="mail\\.example\\.test"${group}\\n`));
   });
 }
