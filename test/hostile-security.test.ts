@@ -10,7 +10,7 @@ import { connect, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { connect as tlsConnect, type ConnectionOptions, type TLSSocket } from 'node:tls';
 import { Lines, ROOT, readReport, sleep, tempDir } from './helpers';
-import { endStatus, helperLog, helperPid, leftovers, serve, type Served } from './hostile';
+import { endStatus, helperLog, helperPid, leftovers, OPENSSL_WORDS, serve, type Served } from './hostile';
 import { issue, issueExpired, selfSigned, type Pair } from './pki';
 
 const SECURITY_APP = join(ROOT, 'test', 'apps', 'security-app');
@@ -396,7 +396,7 @@ t.test('-y cannot be got round: no certificate, self-signed, another CA, expired
   t.match(`${result} ${errors.join(' ')}`, /no renegotiation/, 'renegotiation: the server answered no_renegotiation');
   t.equal(await endStatus(s.srv, pid), EOF_STATUS, 'renegotiation: the app saw EOF');
   logIs(t, helperLog(s.srv, pid), ['app asked for TLS (Y)', /^TLS started: TLSv1\.2 \S+ sni=mail\.example\.test client-cert=SUCCESS cn="alice"$/,
-    'client connection: sslv3 alert handshake failure', `app exited with ${EOF_STATUS}`, /^TLS ended: /]);
+    `client connection: ${OPENSSL_WORDS.handshakeFailureAlert}`, `app exited with ${EOF_STATUS}`, /^TLS ended: /]);
   t.same(await leftovers(s), []);
 });
 

@@ -5,6 +5,15 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
 import { APP, baseEnv, freePort, HELPER, Launcher, Lines, makeCert, sleep, tcpserver, tempDir, type Certs } from './helpers';
 
+
+/**
+ * OpenSSL's words for some errors, which the helper logs as OpenSSL gives them: OpenSSL 3.5
+ * (Node 24) says what 3.0 (Node 20) said in other words.
+ */
+export const OPENSSL_WORDS = process.versions.openssl.startsWith('3.0.')
+  ? { handshakeFailureAlert: 'sslv3 alert handshake failure', recordTooLong: 'packet length too long' }
+  : { handshakeFailureAlert: 'ssl/tls alert handshake failure', recordTooLong: 'encrypted length too long' };
+
 export interface Served {
   dir: string;
   port: number;
