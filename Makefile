@@ -110,4 +110,4 @@ build/bench/app: bench/app.c
 	$(CC) -O2 -Wall -Wextra -o $@ bench/app.c
 
 clean:
-	rm -rf build $(MANPAGES) runtimes/node24/node_modules
+	rm -rf build $(MANPAGES)
