@@ -73,8 +73,9 @@ SOAK_SECONDS ?= 600
 soak: test-deps all
 	SOAK_SECONDS=$(SOAK_SECONDS) $(TAP) -t 0 build/test/hostile-*.test.js
 
+# PORT=N make demo: another port than 2525. swaks is for the line the demo prints.
 demo: all
-	sh scripts/install-debian-packages openssl ucspi-tcp
+	sh scripts/install-debian-packages openssl ucspi-tcp swaks libnet-ssleay-perl
 	sh demo/run
 
 # The helper beside the Node floor and stunnel; prints one table (not part of check).
