@@ -37,8 +37,9 @@ export function createLogger(fd: number | undefined, verbosity: Verbosity, progr
 /**
  * A fatal line, shown whatever the verbosity. With no log fd (under xinetd fd 2 is the
  * client, and the -l file may be what failed) it goes to syslog, so that it is seen somewhere.
+ * No default for fd: an undefined argument would take it.
  */
-export function fatalLine(message: string, program = PROGRAM, fd: number | undefined = 2): void {
+export function fatalLine(message: string, program: string, fd: number | undefined): void {
   const line = logLine(program, `fatal: ${message}`);
   if (fd !== undefined) writeLine(fd, line);
   else toSyslog(program, line.slice(program.length + 2));

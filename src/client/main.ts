@@ -25,13 +25,13 @@ function main(): void {
     process.exit(0);
   }
   if (parsed.kind === 'error') {
-    fatalLine(parsed.status === EXIT_USAGE ? usageMessage(parsed.message, CLIENT_PROGRAM) : parsed.message, CLIENT_PROGRAM);
+    fatalLine(parsed.status === EXIT_USAGE ? usageMessage(parsed.message, CLIENT_PROGRAM) : parsed.message, CLIENT_PROGRAM, 2);
     process.exit(parsed.status);
   }
   const config = parsed.config;
   const same = sameSocket(NET_READ_FD, NET_WRITE_FD);
   if (same === undefined) {
-    fatalLine(`no connection on fds ${NET_READ_FD} and ${NET_WRITE_FD} (a socket): run me under tcpclient`, CLIENT_PROGRAM);
+    fatalLine(`no connection on fds ${NET_READ_FD} and ${NET_WRITE_FD} (a socket): run me under tcpclient`, CLIENT_PROGRAM, 2);
     process.exit(EXIT_CONFIG);
   }
 
@@ -41,7 +41,7 @@ function main(): void {
       logFd = openSync(config.logFile, 'a', 0o640);
     } catch (e) {
       const folder = dirname(config.logFile);
-      fatalLine(logFileMessage(config.logFile, errnoOf(e), folder, existsSync(folder)), CLIENT_PROGRAM);
+      fatalLine(logFileMessage(config.logFile, errnoOf(e), folder, existsSync(folder)), CLIENT_PROGRAM, 2);
       process.exit(EXIT_CONFIG);
     }
   }

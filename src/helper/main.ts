@@ -28,19 +28,19 @@ function main(): void {
     process.exit(0);
   }
   if (parsed.kind === 'error') {
-    fatalLine(parsed.status === EXIT_USAGE ? usageMessage(parsed.message, PROGRAM) : parsed.message);
+    fatalLine(parsed.status === EXIT_USAGE ? usageMessage(parsed.message, PROGRAM) : parsed.message, PROGRAM, 2);
     process.exit(parsed.status);
   }
   const config = parsed.config;
 
   const source = clientSource(process.env, process.pid);
   if (source.kind === 'error') {
-    fatalLine(source.message);
+    fatalLine(source.message, PROGRAM, 2);
     process.exit(EXIT_CONFIG);
   }
   const fds = locateClient(source);
   if (typeof fds === 'string') {
-    fatalLine(fds);
+    fatalLine(fds, PROGRAM, 2);
     process.exit(EXIT_CONFIG);
   }
 
