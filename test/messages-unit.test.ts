@@ -51,4 +51,9 @@ t.test('shell blocks under their headings', async (t) => {
   t.same(fences(md).map((f) => f.info), ['sh', 'ts', 'sh']);
   t.same(indentedCode(md), [19]);
   t.throws(() => shellBlocks('```sh\nx\n'), /unclosed/);
+  t.same(commandsOf("x sh -c '\n  a  # inside quotes, for the inner shell\n  b'  # after\ny \"#no\" \\# z\n"), [
+    "x sh -c '\n  a  # inside quotes, for the inner shell\n  b'",
+    'y "#no" \\# z',
+  ], 'a quoted string across lines is one command; only an unquoted word-start # is a comment');
+  t.throws(() => commandsOf("echo 'open"), /unclosed/);
 });

@@ -63,15 +63,44 @@ export function shellBlocks(markdown: string): ShellBlock[] {
 }
 
 /**
- * The command lines of a block as a shell reads them: backslash-newline joins lines, and
- * comments (a whole line, or after two spaces) and blank lines are dropped.
+ * The command lines of a block as sh reads them: a backslash-newline joins lines (with
+ * the next line's indentation), a quoted string may span lines, a comment (a `#` that starts
+ * a word outside quotes) ends at the line's end, and blank lines are dropped.
  */
 export function commandsOf(code: string): string[] {
-  return code
-    .replace(/\\\n\s*/g, '')
-    .split('\n')
-    .map((l) => l.replace(/^\s*#.*$/, '').replace(/\s{2,}#\s.*$/, '').trimEnd())
-    .filter((l) => l.trim() !== '');
+  const out: string[] = [];
+  let cur = '';
+  let quote: string | undefined;
+  const push = (): void => {
+    if (cur.trim() !== '') out.push(cur.trimEnd());
+    cur = '';
+  };
+  for (let i = 0; i < code.length; i++) {
+    const c = code[i]!;
+    if (quote !== undefined) {
+      if (c === '\\' && quote === '"') {
+        cur += c + (code[++i] ?? '');
+        continue;
+      }
+      if (c === quote) quote = undefined;
+      cur += c;
+    } else if (c === '\\' && code[i + 1] === '\n') {
+      i++;
+      while (code[i + 1] === ' ' || code[i + 1] === '\t') i++;
+    } else if (c === '\\') {
+      cur += c + (code[++i] ?? '');
+    } else if (c === '#' && (cur === '' || /\s$/.test(cur))) {
+      while (i + 1 < code.length && code[i + 1] !== '\n') i++;
+    } else if (c === '\n') {
+      push();
+    } else {
+      if (c === "'" || c === '"') quote = c;
+      cur += c;
+    }
+  }
+  if (quote !== undefined) throw new Error(`unclosed ${quote} in: ${cur}`);
+  push();
+  return out;
 }
 
 /** Lines indented four spaces outside fences: Markdown's other kind of code block. */
