@@ -71,7 +71,7 @@ uninstall:
 
 # What the tests drive: launchers, clients and a mail server, from Debian.
 test-deps:
-	sh scripts/install-debian-packages openssl ca-certificates ucspi-tcp socat xinetd gnutls-bin swaks libnet-ssleay-perl mailfront runit tcpdump
+	sh scripts/install-debian-packages openssl ca-certificates python3 ucspi-tcp socat xinetd gnutls-bin swaks libnet-ssleay-perl mailfront runit tcpdump
 
 # Node 24 as the npm registry has it (a package holding the official binary), pinned by
 # runtimes/node24/package-lock.json.
@@ -96,8 +96,9 @@ SOAK_SECONDS ?= 600
 soak: test-deps all $(if $(filter node24,$(RUNTIMES)),runtimes)
 	@for r in $(RUNTIMES); do SOAK_SECONDS=$(SOAK_SECONDS) scripts/with-node $$r $(TAP) -t 0 build/test/hostile-*.test.js || exit 1; done
 
+# PORT=N make demo: another port than 2525. swaks is for the line the demo prints.
 demo: all
-	sh scripts/install-debian-packages openssl ucspi-tcp
+	sh scripts/install-debian-packages openssl ucspi-tcp swaks libnet-ssleay-perl
 	sh demo/run
 
 # The helper beside the Node floor and stunnel; one table per runtime (not part of check).

@@ -47,6 +47,11 @@ t.test('STARTTLS through the module: 4 MiB of DATA arrive exact, the variables a
   const lines = new Lines(tls as unknown as Socket);
   tls.write('TLS\r\n');
   t.match(await lines.line(), /^250 TLSv1\.3 \S+ sni=mail\.example\.test$/);
+  tls.write('EHLO client.test\r\n');
+  t.same(await lines.reply('250'), ['250-demo', '250 HELP'], 'no STARTTLS offered inside TLS');
+  tls.write('MAIL FROM:<a@client.test>\r\nRCPT TO:<b@mail.example.test>\r\n');
+  t.equal(await lines.line(), '250 2.1.0 sender <a@client.test> ok');
+  t.equal(await lines.line(), '250 2.1.5 recipient <b@mail.example.test> ok');
   tls.write('DATA\r\n');
   t.equal(await lines.line(), '354 end with <CRLF>.<CRLF>');
   const h = createHash('sha256');

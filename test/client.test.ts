@@ -123,7 +123,7 @@ t.test('the name: TCPREMOTEHOST by default, an IP address checked but not sent a
   t.match(readReport(dir, 'answer'), /sni=none$/, 'the server got no name');
   const none = await relayClient(port, env, []);
   t.equal(none.status, 100);
-  t.equal(none.err, 'ucspi-tls-client: fatal: no server name to check the certificate against: give -k NAME (tcpclient -H leaves TCPREMOTEHOST unset)\n');
+  t.match(none.err, /^ucspi-tls-client: pid \d+: fatal: no server name to check the certificate against: give -k NAME \(tcpclient -H leaves TCPREMOTEHOST unset\) \(see ucspi-tls-client --help\)\n$/);
 });
 
 t.test('against openssl s_server: TLS at once, a client certificate that the server requires', async (t) => {
@@ -178,12 +178,13 @@ t.test('bad configuration: one line, exit 111 or 100, the app never runs', async
   for (const [extra, args, status, line] of cases) {
     const r = await relayClient(port, { ...base, ...extra }, args);
     t.equal(r.status, status, line);
-    t.match(r.err, new RegExp(`^ucspi-tls-client: (pid \\d+: )?fatal: ${line.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}\\n$`));
+    const usage = status === 100 ? ' (see ucspi-tls-client --help)' : '';
+    t.match(r.err, new RegExp(`^ucspi-tls-client: pid \\d+: fatal: ${`${line}${usage}`.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}\\n$`));
   }
   t.notOk(existsSync(join(dir, 'vars.json')), 'the app never ran');
   const noConn = await run(CLIENT, ['-k', 'a.test', 'true'], { PATH: process.env.PATH });
   t.equal(noConn.status, 111);
-  t.equal(noConn.err, 'ucspi-tls-client: fatal: no connection on fds 6 and 7 (a socket): run me under tcpclient\n');
+  t.match(noConn.err, /^ucspi-tls-client: pid \d+: fatal: no connection on fds 6 and 7 \(a socket\): run me under tcpclient\n$/);
 });
 
 t.test('a server that never answers: the handshake times out, the app sees the failure', async (t) => {

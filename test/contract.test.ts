@@ -201,10 +201,10 @@ t.test('usage errors: exit 100; --help and --version: exit 0', async (t) => {
   const env = { PATH: process.env.PATH, CERTFILE: '/dev/null' };
   const none = spawnSync(HELPER, [], { env, encoding: 'utf8', stdio: ['pipe', 'pipe', 'pipe'] });
   t.equal(none.status, 100);
-  t.equal(none.stderr, 'ucspi-tls-wrap: fatal: no app to run\n');
+  t.equal(none.stderr, `ucspi-tls-wrap: pid ${none.pid}: fatal: no app to run (see ucspi-tls-wrap --help)\n`);
   const bad = spawnSync(HELPER, ['--bogus', 'cat'], { env, encoding: 'utf8', stdio: ['pipe', 'pipe', 'pipe'] });
   t.equal(bad.status, 100);
-  t.equal(bad.stderr, 'ucspi-tls-wrap: fatal: unknown option --bogus\n');
+  t.equal(bad.stderr, `ucspi-tls-wrap: pid ${bad.pid}: fatal: unknown option --bogus (see ucspi-tls-wrap --help)\n`);
   const help = spawnSync(HELPER, ['--help'], { env, encoding: 'utf8', stdio: ['pipe', 'pipe', 'pipe'] });
   t.equal(help.status, 0);
   t.match(help.stdout, /^usage: ucspi-tls-wrap /);
@@ -221,7 +221,7 @@ t.test('the app cannot be run: 127, one line', async (t) => {
     encoding: 'utf8',
   });
   t.equal(r.status, 127);
-  t.match(r.stderr, /fatal: cannot run \S+no-such-app: ENOENT\n$/);
+  t.match(r.stderr, /^ucspi-tls-wrap: pid \d+: fatal: cannot run \S+no-such-app: no such file\n$/);
 });
 
 t.test('the app is not executable: 126, one line', async (t) => {
@@ -232,7 +232,7 @@ t.test('the app is not executable: 126, one line', async (t) => {
   const r = spawnSync(HELPER, [app], { env: baseEnv(certs), stdio: ['pipe', 'pipe', 'pipe'], encoding: 'utf8' });
   t.equal(r.status, 126);
   t.equal(r.stdout, '');
-  t.match(r.stderr, /^ucspi-tls-wrap: (pid \d+: )?fatal: cannot run \S+not-executable: EACCES\n$/);
+  t.match(r.stderr, /^ucspi-tls-wrap: pid \d+: fatal: cannot run \S+not-executable: permission denied\n$/);
 });
 
 t.test('fds the launcher leaked are not passed on to the app', async (t) => {

@@ -1,65 +1,96 @@
 // The files in examples/, run as written: the systemd units through systemd-socket-activate
 // with the command line and environment the units give, the runit services under runsv,
-// the xinetd service under xinetd. Only the site's paths, the address and the port change.
-// Each serves mailfront with the qmail back-end; a stand-in for qmail-queue keeps the message.
+// the xinetd service under xinetd, after the set-up commands of examples/README.md. Only the
+// paths (into a temporary folder), the address and the port change. Each serves Debian's
+// mailfront with its queuedir back-end: the message must arrive in the queue as sent.
 import t, { type Test } from 'tap';
 import { execFileSync, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { chmodSync, copyFileSync, cpSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, cpSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { freePort, Launcher, makeCert, ROOT, run, sleep, tempDir, waitFor } from './helpers';
+import { freePort, Launcher, makeCert, ROOT, run, sleep, tempDir } from './helpers';
+import { commandsOf, shellBlocks } from './readme';
 import { parseEnvironmentFile, parseUnit, unitValues } from './unit-file';
 
 const EXAMPLES = join(ROOT, 'examples');
+const NOBODY = 65534;
 
-/** The machine the examples are deployed on: an installed helper, a certificate, qmail's home, a queue. */
+/** The machine the examples are deployed on: an installed helper, a certificate, a queue. */
 interface Site {
   dir: string;
   prefix: string;
-  /** What the site's own configuration sets, in place of the examples' placeholders. */
-  env: Record<string, string>;
   queue: string;
+  logDir: string;
+  /** The examples' paths and this site's. */
+  paths: Array<[string, string]>;
 }
 
-async function site(t: Test): Promise<Site> {
+async function site(t: Test, setUp = true): Promise<Site> {
   const dir = tempDir(t);
   chmodSync(dir, 0o755); // mailfront runs as nobody
   const prefix = join(dir, 'usr', 'local');
   execFileSync('make', ['-s', '-C', ROOT, 'install', `PREFIX=${prefix}`], { stdio: ['ignore', 'pipe', 'pipe'] });
   const certs = makeCert(dir);
-  mkdirSync(join(dir, 'qmail', 'control'), { recursive: true });
-  writeFileSync(join(dir, 'qmail', 'control', 'rcpthosts'), 'example.test\n');
-  const queue = join(dir, 'queue');
-  mkdirSync(queue, { mode: 0o777 });
-  chmodSync(queue, 0o777);
-  copyFileSync(join(ROOT, 'test', 'apps', 'qmail-queue'), join(dir, 'qmail-queue'));
-  chmodSync(join(dir, 'qmail-queue'), 0o755);
-  return {
-    dir, prefix, queue,
-    env: { CERTFILE: certs.cert, KEYFILE: certs.key, QMAILHOME: join(dir, 'qmail'), QMAILQUEUE: join(dir, 'qmail-queue'), QQDIR: queue },
+  const s: Site = {
+    dir, prefix, queue: join(dir, 'spool', 'mailfront'), logDir: join(dir, 'log', 'ucspi-tls-wrap'),
+    paths: [],
   };
+  s.paths = [
+    ['/usr/local/', `${prefix}/`],
+    ['/etc/ssl/mail.pem', certs.cert],
+    ['/etc/ssl/private/mail.key', certs.key],
+    ['/var/spool/mailfront', s.queue],
+    ['/var/log/ucspi-tls-wrap', s.logDir],
+  ];
+  if (setUp) await runSetUp(t, s);
+  return s;
 }
 
-/** The site's paths in place of the example's: the helper under the site's prefix. */
+/** The site's paths in place of the example's. */
 function localize(s: Site, text: string): string {
-  return text.replaceAll('/usr/local/', `${s.prefix}/`);
+  return s.paths.reduce((acc, [from, to]) => acc.replaceAll(from, to), text);
 }
 
-/** One message through swaks, then what the queue got: the message, the envelope, mailfront's user. */
+/** examples/README.md's set-up block: its packages are the tests' packages; the rest runs. */
+async function runSetUp(t: Test, s: Site, skip: RegExp = /^$/): Promise<void> {
+  const blocks = shellBlocks(readFileSync(join(EXAMPLES, 'README.md'), 'utf8'));
+  t.equal(blocks.length, 1, 'examples/README.md has one block of commands');
+  const [install, ...rest] = commandsOf(blocks[0]!.code);
+  const testDeps = /^test-deps:\n\t(.*)$/m.exec(readFileSync(join(ROOT, 'Makefile'), 'utf8'))![1]!;
+  for (const pkg of install!.replace(/^apt-get install /, '').split(' ')) t.match(testDeps, new RegExp(`\\b${pkg}\\b`), `make check installs ${pkg} too`);
+  for (const c of rest) {
+    if (skip.test(c)) continue;
+    const r = await run('sh', ['-c', localize(s, c)], { PATH: process.env.PATH });
+    t.equal(r.status, 0, `${c}: ${r.err}`);
+  }
+}
+
+/** One message through swaks; it must be in the queue as sent, written by nobody. */
 async function deliver(t: Test, s: Site, port: number, tlsFlag: '--tls' | '--tls-on-connect'): Promise<void> {
   const marker = randomBytes(12).toString('hex');
+  const message = `Subject: through the example\r\nX-Marker: ${marker}\r\n\r\nline one\r\n.a line that starts with a dot\r\n${randomBytes(600).toString('base64')}\r\n`;
+  const file = join(s.dir, `message-${marker}`);
+  writeFileSync(file, message);
   const r = await run('swaks', [
-    tlsFlag, '--server', `127.0.0.1:${port}`, '--from', 'alice@example.org', '--to', 'bob@example.test',
-    '--header', 'Subject: through the example', '--body', `marker ${marker}`,
+    tlsFlag, '--server', `127.0.0.1:${port}`, '--from', 'alice@example.org', '--to', 'bob@example.test', '--data', `@${file}`,
   ], { PATH: process.env.PATH });
   t.equal(r.status, 0, `swaks ${tlsFlag} succeeded: ${r.err}`);
   if (tlsFlag === '--tls') t.match(r.out, /-> STARTTLS\n<- {2}220 /, 'STARTTLS offered and accepted');
   t.match(r.out, /=== TLS started with cipher TLSv1\.3:/);
-  t.match(r.out, /<~ {2}250 2\.6\.0 Accepted message/, 'mailfront queued the message');
-  await waitFor(join(s.queue, 'envelope'));
-  t.match(readFileSync(join(s.queue, 'message'), 'utf8'), new RegExp(`^marker ${marker}\\r?$`, 'm'), 'the body arrived');
-  t.equal(readFileSync(join(s.queue, 'envelope'), 'latin1'), 'Falice@example.org\0Tbob@example.test\0\0', 'the envelope');
-  t.equal(readFileSync(join(s.queue, 'uid'), 'utf8').trim(), '65534', 'mailfront ran as UID (nobody), not root');
+  t.match(r.out, /<~ {2}250 2\.6\.0 Message accepted/, 'mailfront took the message');
+  const newDir = join(s.queue, 'new');
+  let queued: string[] = [];
+  for (let i = 0; i < 100 && queued.length === 0; i++) {
+    queued = readdirSync(newDir).filter((f) => readFileSync(join(newDir, f), 'latin1').includes(marker));
+    if (queued.length === 0) await sleep(50);
+  }
+  t.equal(queued.length, 1, 'one file in the queue for it');
+  const path = join(newDir, queued[0]!);
+  const stored = readFileSync(path, 'latin1');
+  t.ok(stored.startsWith('alice@example.org\0bob@example.test\0\0'), 'the envelope first');
+  // mailfront stores lines with LF; swaks ends the message with an empty line of its own.
+  t.ok(stored.endsWith(`${message.replace(/\r\n/g, '\n')}\n`), 'then the message, byte for byte (after its Received: line)');
+  t.equal(statSync(path).uid, NOBODY, 'written by mailfront as UID (nobody), not root');
 }
 
 async function until(read: () => string, re: RegExp, ms = 10000): Promise<string> {
@@ -71,6 +102,14 @@ async function until(read: () => string, re: RegExp, ms = 10000): Promise<string
   return text;
 }
 
+const readOr = (file: string): string => {
+  try {
+    return readFileSync(file, 'utf8');
+  } catch {
+    return '';
+  }
+};
+
 t.test('systemd: submission.socket + submission@.service through systemd-socket-activate', async (t) => {
   const s = await site(t);
   const socket = parseUnit(readFileSync(join(EXAMPLES, 'systemd', 'submission.socket'), 'utf8'));
@@ -79,15 +118,13 @@ t.test('systemd: submission.socket + submission@.service through systemd-socket-
   t.same(unitValues(socket, 'Socket', 'Accept'), ['yes'], 'one service instance per connection');
   t.same(unitValues(service, 'Service', 'StandardInput'), [], 'the connection comes as fd 3, the log goes to the journal');
 
-  // The environment systemd gives: its PATH, the unit's Environment= and its EnvironmentFile=
-  // (the example's, with the site's paths).
+  // The environment systemd gives: its PATH, the unit's Environment= and its EnvironmentFile=.
   const env: Record<string, string> = { PATH: localize(s, '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin') };
   const [envFile] = unitValues(service, 'Service', 'EnvironmentFile');
   t.equal(envFile, '/etc/ucspi-tls-wrap/submission.env');
-  Object.assign(env, parseEnvironmentFile(readFileSync(join(EXAMPLES, 'systemd', 'submission.env'), 'utf8')));
+  Object.assign(env, parseEnvironmentFile(localize(s, readFileSync(join(EXAMPLES, 'systemd', 'submission.env'), 'utf8'))));
   for (const line of unitValues(service, 'Service', 'Environment')) Object.assign(env, parseEnvironmentFile(line));
-  for (const k of ['CERTFILE', 'KEYFILE', 'UID', 'GID', 'TLS_UID', 'TLS_GID', 'UCSPITLS']) t.ok(k in env, `the unit sets ${k}`);
-  Object.assign(env, s.env);
+  for (const k of ['CERTFILE', 'KEYFILE', 'UID', 'GID', 'TLS_UID', 'TLS_GID', 'UCSPITLS', 'QUEUEDIR']) t.ok(k in env, `the unit sets ${k}`);
   const [execStart] = unitValues(service, 'Service', 'ExecStart');
   const argv = localize(s, execStart!).split(/\s+/);
 
@@ -108,9 +145,9 @@ for (const name of ['submission', 'smtps'] as const) {
     const s = await site(t);
     const sv = join(s.dir, 'service', name);
     cpSync(join(EXAMPLES, 'runit', name), sv, { recursive: true });
+    for (const f of readdirSync(join(sv, 'env'))) writeFileSync(join(sv, 'env', f), localize(s, readFileSync(join(sv, 'env', f), 'utf8')));
     const port = await freePort();
     writeFileSync(join(sv, 'conf'), `IP=127.0.0.1\nPORT=${port}\nLOCALNAME=mail.example.test\n`);
-    for (const [k, v] of Object.entries(s.env)) writeFileSync(join(sv, 'env', k), `${v}\n`);
     const runsv = new Launcher('runsv', [sv], { PATH: `${s.prefix}/bin:/usr/sbin:/usr/bin:/sbin:/bin` });
     t.teardown(async () => {
       spawnSync('sv', ['-w', '10', 'force-stop', sv, join(sv, 'log')]);
@@ -120,8 +157,7 @@ for (const name of ['submission', 'smtps'] as const) {
     await runsv.ready(port);
     await deliver(t, s, port, name === 'smtps' ? '--tls-on-connect' : '--tls');
 
-    const current = join(sv, 'log', 'main', 'current');
-    const log = await until(() => { try { return readFileSync(current, 'utf8'); } catch { return ''; } }, /tcpserver: end \d+ status 0/);
+    const log = await until(() => readOr(join(sv, 'log', 'main', 'current')), /tcpserver: end \d+ status 0/);
     const stamp = '\\d{4}-\\d\\d-\\d\\d_\\d\\d:\\d\\d:\\d\\d\\.\\d+ ';
     t.match(log, new RegExp(`^${stamp}tcpserver: ok \\d+ mail\\.example\\.test:127\\.0\\.0\\.1:${port} `, 'm'), 'tcpserver\'s log, timestamped by svlogd');
     t.match(log, new RegExp(`^${stamp}ucspi-tls-wrap: pid \\d+: TLS started: TLSv1\\.3 `, 'm'), 'the helper\'s log in the same place');
@@ -130,57 +166,78 @@ for (const name of ['submission', 'smtps'] as const) {
   });
 }
 
-t.test('xinetd: examples/xinetd/submission, the log in its -l file', async (t) => {
-  const s = await site(t);
-  const port = await freePort();
-  const logFile = join(s.dir, 'submission.log');
-  let service = localize(s, readFileSync(join(EXAMPLES, 'xinetd', 'submission'), 'utf8'))
-    .replace(/^(\s*port\s*=\s*)587$/m, `$1${port}\n  bind        = 127.0.0.1`)
-    .replace('/var/log/ucspi-tls-wrap/submission.log', logFile);
-  for (const [k, v] of Object.entries(s.env)) {
-    const re = new RegExp(`(^\\s*env\\s*=.*\\b${k}=)\\S+`, 'm');
-    service = re.test(service) ? service.replace(re, `$1${v}`) : service.replace(/^(\s*env\s*=.*)$/m, `$1 ${k}=${v}`);
-  }
-  t.match(service, new RegExp(`bind {8}= 127\\.0\\.0\\.1`), 'bound to the loopback for the test');
+/** examples/xinetd/submission on the site, with xinetd's own log in a file. */
+function xinetdConf(s: Site, port: number): { conf: string; xinetdLog: string } {
+  const service = localize(s, readFileSync(join(EXAMPLES, 'xinetd', 'submission'), 'utf8'))
+    .replace(/^(\s*port\s*=\s*)587$/m, `$1${port}\n  bind           = 127.0.0.1`);
   mkdirSync(join(s.dir, 'xinetd.d'));
   writeFileSync(join(s.dir, 'xinetd.d', 'submission'), service);
   const conf = join(s.dir, 'xinetd.conf');
-  writeFileSync(conf, `defaults\n{\n  log_type = FILE ${join(s.dir, 'xinetd.log')}\n}\nincludedir ${join(s.dir, 'xinetd.d')}\n`);
+  const xinetdLog = join(s.dir, 'xinetd.log');
+  writeFileSync(conf, `defaults\n{\n  log_type = FILE ${xinetdLog}\n}\nincludedir ${join(s.dir, 'xinetd.d')}\n`);
+  return { conf, xinetdLog };
+}
+
+t.test('xinetd: examples/xinetd/submission, the log in its -l file', async (t) => {
+  const s = await site(t);
+  const port = await freePort();
+  const { conf, xinetdLog } = xinetdConf(s, port);
   const l = new Launcher('xinetd', ['-dontfork', '-f', conf, '-pidfile', join(s.dir, 'xinetd.pid')], { PATH: process.env.PATH });
   t.teardown(() => l.stop());
   await l.ready(port);
   await deliver(t, s, port, '--tls');
-  await waitFor(logFile);
-  const log = await until(() => readFileSync(logFile, 'utf8'), /app exited with 0/);
+  const logFile = join(s.logDir, 'submission.log');
+  const log = await until(() => readOr(logFile), /app exited with 0/);
   t.match(log, /^ucspi-tls-wrap: pid \d+: TLS started: TLSv1\.3 /m);
   t.match(log, /^mailfront\[\d+\]: bytes in: \d+ bytes out: \d+/m, "mailfront's fd 2 is the log file too");
   t.match(log, /^ucspi-tls-wrap: pid \d+: app exited with 0$/m);
+  t.match(await until(() => readOr(xinetdLog), /EXIT: submission status=0/), /EXIT: submission status=0 pid=\d+/, 'xinetd logs the exit status');
 });
 
-t.test("the README's quick start, as written (its address, port and certificate paths aside)", async (t) => {
-  const dir = tempDir(t);
+// /dev/log for xinetd and what it starts only: a mount namespace of its own, in which /dev
+// is an overlay with a log socket bound in, read by socat outside.
+t.test('xinetd: the -l folder is missing: one line in syslog, exit 111 in xinetd\'s log, nothing created', async (t) => {
+  const s = await site(t, false);
+  await runSetUp(t, s, /\/var\/log\/ucspi-tls-wrap/);
   const port = await freePort();
-  const readme = readFileSync(join(ROOT, 'README.md'), 'utf8');
-  const section = readme.slice(readme.indexOf('## Quick start'), readme.indexOf('## Options'));
-  const commands = section.split('\n').filter((l) => l.startsWith('    ')).map((l) => l.slice(4)).join('\n')
-    .replace(/\\\n\s*/g, '').split('\n');
-  t.equal(commands.length, 4, 'install, certificate, server, client');
-  const [install, cert, server, client] = commands as [string, string, string, string];
-  const testDeps = /^test-deps:\n\t(.*)$/m.exec(readFileSync(join(ROOT, 'Makefile'), 'utf8'))![1]!;
-  for (const pkg of install.replace(/^apt-get install /, '').split(' ')) t.match(testDeps, new RegExp(`\\b${pkg}\\b`), `make check installs ${pkg} too`);
-  const here = (c: string): string => c.replaceAll('/etc/ssl/private/', `${dir}/`).replaceAll('/etc/ssl/', `${dir}/`)
-    .replace(' 0 587 ', ` 127.0.0.1 ${port} `).replace('127.0.0.1:587', `127.0.0.1:${port}`);
-  const env = { PATH: `${join(ROOT, 'bin')}:${process.env.PATH}` };
-  t.equal((await run('sh', ['-c', here(cert)], env)).status, 0, 'the certificate is made');
-  t.match(server, / &$/);
-  const srv = new Launcher('sh', ['-c', `exec env ${here(server).replace(/ &$/, '')}`], env);
-  t.teardown(() => srv.stop());
-  await srv.ready(port);
-  const r = await run('sh', ['-c', here(client)], env);
-  t.equal(r.status, 0, `swaks: ${r.err}`);
-  t.match(r.out, /<~ {2}250 Received \d+ bytes/, 'mailfront took the message through TLS');
-  const log = await until(() => srv.err, /TLS ended/);
-  t.match(log, /^ucspi-tls-wrap: pid \d+: TLS started: TLSv1\.3 TLS_AES_256_GCM_SHA384$/m, 'the line the README promises');
-  t.match(log, /^mailfront\[\d+\]: RCPT TO:<postmaster@example\.org>$/m);
-  t.match(log, /^ucspi-tls-wrap: pid \d+: TLS ended: \d+ bytes to client, \d+ bytes to app$/m);
+  const { conf, xinetdLog } = xinetdConf(s, port);
+  const devLog = join(s.dir, 'dev-log');
+  const syslog = join(s.dir, 'syslog');
+  const receiver = new Launcher('socat', ['-u', `UNIX-RECV:${devLog}`, `OPEN:${syslog},creat,append`], { PATH: process.env.PATH });
+  t.teardown(() => receiver.stop());
+  for (let i = 0; i < 250 && !existsOk(devLog); i++) await sleep(20);
+  const upper = join(s.dir, 'dev-upper');
+  const work = join(s.dir, 'dev-work');
+  mkdirSync(upper);
+  mkdirSync(work);
+  const inNamespace = [
+    `mount -t overlay overlay -o lowerdir=/dev,upperdir=${upper},workdir=${work} /dev`,
+    'touch /dev/log',
+    `mount --bind ${devLog} /dev/log`,
+    `exec xinetd -dontfork -f ${conf} -pidfile ${join(s.dir, 'xinetd.pid')}`,
+  ].join(' && ');
+  const l = new Launcher('unshare', ['--mount', '--propagation', 'private', 'sh', '-c', inNamespace], { PATH: process.env.PATH });
+  t.teardown(() => l.stop());
+  await l.ready(port);
+
+  const r = await run('swaks', ['--tls', '--server', `127.0.0.1:${port}`, '--to', 'bob@example.test', '--timeout', '10'], { PATH: process.env.PATH });
+  t.not(r.status, 0, 'swaks fails: the connection is closed at once');
+  t.notMatch(r.out, /<- {2}220 /, 'no banner: mailfront never ran');
+  const logFile = join(s.logDir, 'submission.log');
+  // The datagrams as socat wrote them, one after the other: each starts with <priority>.
+  const ours = (await until(() => readOr(syslog), /ucspi-tls-wrap/)).split(/(?=<\d{1,3}>[A-Z][a-z]{2} )/).filter((m) => m.includes('ucspi-tls-wrap'));
+  t.equal(ours.length, 1, 'one message from the helper');
+  t.match(ours[0], new RegExp(`^<27>[A-Z][a-z]{2} [ \\d]\\d \\d\\d:\\d\\d:\\d\\d ucspi-tls-wrap: pid \\d+: fatal: cannot open log file ${logFile}: no such directory ${s.logDir}\n?$`),
+    'syslog (daemon.err) has the line, in the log format');
+  t.match(await until(() => readOr(xinetdLog), /EXIT: submission status=111/), /EXIT: submission status=111 /, "xinetd's log has the exit status");
+  t.notOk(existsOk(s.logDir), 'the folder was not created');
 });
+
+function existsOk(path: string): boolean {
+  try {
+    statSync(path);
+    return true;
+  } catch {
+    return false;
+  }
+}

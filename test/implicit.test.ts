@@ -148,7 +148,7 @@ t.test('an app that cannot be run: one line, exit 127, before any TLS', async (t
   const c = netConnect({ port, host: '127.0.0.1' });
   c.resume();
   t.equal(await ended(srv), '127');
-  t.match(srv.err, /ucspi-tls-wrap: pid \d+: fatal: cannot run \/nonexistent\/app: ENOENT\n/);
+  t.match(srv.err, /ucspi-tls-wrap: pid \d+: fatal: cannot run \/nonexistent\/app: no such file\n/);
   c.destroy();
 });
 

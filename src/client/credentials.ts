@@ -2,6 +2,7 @@
 // the optional client certificate. A bad one is exit 111 and the app never runs.
 import { existsSync, readFileSync } from 'node:fs';
 import type { ClientTlsConfig } from './options';
+import { errorWords } from '../messages';
 import { CredentialsError, readPair, readTrust, type PairCredentials } from '../tls/credentials';
 
 /** Debian's (and most distributions') bundle of the system's trusted CAs. */
@@ -28,7 +29,7 @@ export function readClientCredentials(c: ClientTlsConfig, systemBundle = SYSTEM_
     try {
       out.ca = readFileSync(systemBundle, 'latin1');
     } catch (e) {
-      throw new CredentialsError(`cannot read the system trust store ${systemBundle}: ${(e as NodeJS.ErrnoException).code ?? 'error'}`);
+      throw new CredentialsError(`cannot read the system trust store ${systemBundle}: ${errorWords(e)}`);
     }
     out.trustSource = systemBundle;
   } else {

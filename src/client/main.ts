@@ -1,14 +1,16 @@
 // ucspi-tls-client: UCSPI-TLS for apps that speak STARTTLS as clients, run under tcpclient
 // (the connection on fds 6 and 7). The app runs at once; on `y`/`Y` the helper runs the
 // client handshake, checks the server's certificate, and relays.
-import { openSync, writeSync } from 'node:fs';
+import { existsSync, openSync, writeSync } from 'node:fs';
+import { dirname } from 'node:path';
 import { spawnApp, spawnFailureStatus, SpawnError, type App } from '../process/app';
 import { closeInheritedFds, sameSocket } from '../process/client-fds';
 import { readClientCredentials, type ClientCredentials } from './credentials';
 import { clientAppEnvironment, CLIENT_PROGRAM, CLIENT_USAGE, NET_READ_FD, NET_WRITE_FD, parseClientArgs } from './options';
 import { CredentialsError } from '../tls/credentials';
 import { createLogger, fatalLine } from '../log';
-import { EXIT_CONFIG } from '../helper/options';
+import { EXIT_CONFIG, EXIT_USAGE } from '../helper/options';
+import { cannotRunMessage, errnoOf, keyDefaultMessage, logFileMessage, usageMessage } from '../messages';
 import { supervise } from '../process/supervise';
 import { VERSION } from '../version';
 
@@ -23,13 +25,13 @@ function main(): void {
     process.exit(0);
   }
   if (parsed.kind === 'error') {
-    fatalLine(parsed.message, CLIENT_PROGRAM);
+    fatalLine(parsed.status === EXIT_USAGE ? usageMessage(parsed.message, CLIENT_PROGRAM) : parsed.message, CLIENT_PROGRAM, 2);
     process.exit(parsed.status);
   }
   const config = parsed.config;
   const same = sameSocket(NET_READ_FD, NET_WRITE_FD);
   if (same === undefined) {
-    fatalLine(`no connection on fds ${NET_READ_FD} and ${NET_WRITE_FD} (a socket): run me under tcpclient`, CLIENT_PROGRAM);
+    fatalLine(`no connection on fds ${NET_READ_FD} and ${NET_WRITE_FD} (a socket): run me under tcpclient`, CLIENT_PROGRAM, 2);
     process.exit(EXIT_CONFIG);
   }
 
@@ -38,13 +40,14 @@ function main(): void {
     try {
       logFd = openSync(config.logFile, 'a', 0o640);
     } catch (e) {
-      fatalLine(`cannot open log file ${config.logFile}: ${(e as Error).message}`, CLIENT_PROGRAM);
+      const folder = dirname(config.logFile);
+      fatalLine(logFileMessage(config.logFile, errnoOf(e), folder, existsSync(folder)), CLIENT_PROGRAM, 2);
       process.exit(EXIT_CONFIG);
     }
   }
   const log = createLogger(logFd, config.verbosity, CLIENT_PROGRAM);
   const fatal = (message: string, status: number): never => {
-    createLogger(logFd, 1, CLIENT_PROGRAM).warn(`fatal: ${message}`);
+    fatalLine(message, CLIENT_PROGRAM, logFd);
     process.exit(status);
   };
   closeInheritedFds(new Set([NET_READ_FD, NET_WRITE_FD, logFd]));
@@ -53,7 +56,7 @@ function main(): void {
   try {
     creds = readClientCredentials(config.tls);
   } catch (e) {
-    if (e instanceof CredentialsError) fatal(e.message, EXIT_CONFIG);
+    if (e instanceof CredentialsError) fatal(keyDefaultMessage(e.message, process.env), EXIT_CONFIG);
     throw e;
   }
 
@@ -62,7 +65,7 @@ function main(): void {
   try {
     app = spawnApp(config.app, env, { stdin: 0, stdout: 1, stderr: 2, extra: [NET_READ_FD, NET_WRITE_FD] });
   } catch (e) {
-    if (e instanceof SpawnError) fatal(`cannot run ${config.app[0]}: ${e.code}`, spawnFailureStatus(e.code));
+    if (e instanceof SpawnError) fatal(cannotRunMessage(config.app[0]!, e.code, env.PATH), spawnFailureStatus(e.code));
     throw e;
   }
   const life = supervise(app.child, { appName: config.app[0]!, log, fatal });

@@ -55,7 +55,7 @@ export const CLIENT_USAGE = `usage: ${CLIENT_PROGRAM} [-vqe] [-k servername] [-t
   -k, --servername NAME      the name the server's certificate must carry, sent as SNI
                              (default $TCPREMOTEHOST); an IP address is checked, not sent
   -v, --verbose              log every event, not only failures
-  -q, --quiet                log nothing
+  -q, --quiet                log only fatal errors
   -t, --timeout SECONDS      handshake time limit (default 30, 0 = none)
   -l, --log-file FILE        log here instead of fd 2
   -e, --keep-env             leave the TLS configuration variables in the app's environment

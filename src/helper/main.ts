@@ -1,7 +1,8 @@
 // Process plumbing: configuration, fds, the app, signals, the exit status. The TLS engine
 // is loaded only once the app runs, so the app's banner never waits for OpenSSL (and, in
 // the implicit mode, the app's start overlaps the handshake).
-import { openSync, writeSync } from 'node:fs';
+import { existsSync, openSync, writeSync } from 'node:fs';
+import { dirname } from 'node:path';
 import { EXIT_NO_TLS, spawnApp, spawnFailureStatus, spawnImplicitApp, SpawnError, type App, type ImplicitApp } from '../process/app';
 import type { AppProcess } from '../process/app-process';
 import { commandMissing } from '../process/command-path';
@@ -9,7 +10,8 @@ import { clientSource, closeInheritedFds, locateClient } from '../process/client
 import { CredentialsError, readCredentials, type Credentials } from '../tls/credentials';
 import { appEnvironment } from '../process/environment';
 import { createLogger, fatalLine } from '../log';
-import { EXIT_CONFIG, parseArgs, PROGRAM, USAGE } from './options';
+import { cannotRunMessage, errnoOf, errorWords, keyDefaultMessage, logFileMessage, usageMessage } from '../messages';
+import { EXIT_CONFIG, EXIT_USAGE, parseArgs, PROGRAM, USAGE } from './options';
 import { dropPrivileges, planPrivileges } from '../process/privileges';
 import { supervise } from '../process/supervise';
 import { VERSION } from '../version';
@@ -26,19 +28,19 @@ function main(): void {
     process.exit(0);
   }
   if (parsed.kind === 'error') {
-    fatalLine(parsed.message);
+    fatalLine(parsed.status === EXIT_USAGE ? usageMessage(parsed.message, PROGRAM) : parsed.message, PROGRAM, 2);
     process.exit(parsed.status);
   }
   const config = parsed.config;
 
   const source = clientSource(process.env, process.pid);
   if (source.kind === 'error') {
-    fatalLine(source.message);
+    fatalLine(source.message, PROGRAM, 2);
     process.exit(EXIT_CONFIG);
   }
   const fds = locateClient(source);
   if (typeof fds === 'string') {
-    fatalLine(fds);
+    fatalLine(fds, PROGRAM, 2);
     process.exit(EXIT_CONFIG);
   }
 
@@ -49,14 +51,16 @@ function main(): void {
     try {
       logFd = openSync(config.logFile, 'a', 0o640);
     } catch (e) {
-      if (!fds.stderrIsClient) fatalLine(`cannot open log file ${config.logFile}: ${(e as Error).message}`);
+      const folder = dirname(config.logFile);
+      // Under xinetd fd 2 is the client: then the line goes to syslog.
+      fatalLine(logFileMessage(config.logFile, errnoOf(e), folder, existsSync(folder)), PROGRAM, fds.stderrIsClient ? undefined : 2);
       process.exit(EXIT_CONFIG);
     }
   }
   if (fds.stderrIsClient) appStderr = logFd ?? openSync('/dev/null', 'w');
   const log = createLogger(logFd, config.verbosity);
   const fatal = (message: string, status: number): never => {
-    if (logFd !== undefined) createLogger(logFd, 1).warn(`fatal: ${message}`);
+    fatalLine(message, PROGRAM, logFd);
     process.exit(status);
   };
 
@@ -72,7 +76,7 @@ function main(): void {
   try {
     creds = readCredentials(config.tls);
   } catch (e) {
-    if (e instanceof CredentialsError) fatal(e.message, EXIT_CONFIG);
+    if (e instanceof CredentialsError) fatal(keyDefaultMessage(e.message, process.env), EXIT_CONFIG);
     throw e;
   }
   if (config.tls.customAlgorithms) {
@@ -92,7 +96,7 @@ function main(): void {
   try {
     if (config.implicit) {
       const missing = commandMissing(config.app[0]!, env.PATH);
-      if (missing !== undefined) fatal(`cannot run ${config.app[0]}: ${missing}`, spawnFailureStatus(missing));
+      if (missing !== undefined) fatal(cannotRunMessage(config.app[0]!, missing, env.PATH), spawnFailureStatus(missing));
       implicitApp = spawnImplicitApp(config.app, env, appStderr, plan.app);
       child = implicitApp.child;
     } else {
@@ -100,7 +104,7 @@ function main(): void {
       child = app.child;
     }
   } catch (e) {
-    if (e instanceof SpawnError) fatal(`cannot run ${config.app[0]}: ${e.code}`, spawnFailureStatus(e.code));
+    if (e instanceof SpawnError) fatal(cannotRunMessage(config.app[0]!, e.code, env.PATH), spawnFailureStatus(e.code));
     throw e;
   }
 
@@ -120,7 +124,7 @@ function main(): void {
       dropPrivileges(plan.helper);
     } catch (e) {
       child.kill('SIGTERM');
-      fatal(`cannot become ${plan.helper.uid}:${plan.helper.gid}: ${(e as Error).message}`, EXIT_CONFIG);
+      fatal(`cannot become ${plan.helper.uid}:${plan.helper.gid}: ${errorWords(e)}`, EXIT_CONFIG);
     }
     log.info(`helper now runs as ${plan.helper.uid}:${plan.helper.gid}`);
   }

@@ -47,7 +47,7 @@ export const USAGE = `usage: ${PROGRAM} [-vqeyY] [--implicit] [-t seconds] [-l l
       --implicit             TLS from the first byte (ports 465, 993, 995): the handshake,
                              then the app with the plaintext on fds 0/1 and SSL_* in its environment
   -v, --verbose              log every event, not only failures
-  -q, --quiet                log nothing
+  -q, --quiet                log only fatal errors
   -t, --timeout SECONDS      handshake time limit (default 30, 0 = none)
   -l, --log-file FILE        log here when fd 2 is the client connection
   -e, --keep-env             leave the TLS configuration variables in the app's environment

@@ -45,6 +45,11 @@ async function main(): Promise<void> {
     record('answer', await expect('250'));
     const bulk = Number(process.env.BULK ?? '0');
     if (bulk > 0) {
+      // A whole transaction, started over with EHLO after STARTTLS as RFC 3207 asks.
+      for (const [command, code] of [['EHLO client.test', '250'], ['MAIL FROM:<relay@client.test>', '250'], ['RCPT TO:<postmaster@mail.example.test>', '250']] as const) {
+        send(command);
+        await expect(code);
+      }
       send('DATA');
       await expect('354');
       const h = createHash('sha256');

@@ -1,0 +1,224 @@
+// Every command in README.md, run as written. The commands are the ```sh blocks, found by
+// the heading above them; each heading has a runner below that knows the block's commands,
+// substitutes only the ports and the paths of files it must, and runs them. A block
+// without a runner, or a command a runner does not know, fails the test: README and test
+// cannot drift apart. (examples/README.md's block is run by examples.test.ts.)
+import t, { type Test } from 'tap';
+import { spawnSync } from 'node:child_process';
+import { existsSync, readFileSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { CLIENT_USAGE } from '../src/client/options';
+import { USAGE } from '../src/helper/options';
+import { freePort, ROOT, run, tempDir } from './helpers';
+import { Job, listening } from './group';
+import { commandsOf, fences, indentedCode, shellBlocks, type ShellBlock } from './readme';
+
+const README = readFileSync(join(ROOT, 'README.md'), 'utf8');
+const VERSION = (JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string }).version;
+/** As after `make install`: the executables in PATH. */
+const PATH = `${join(ROOT, 'bin')}:${process.env.PATH}`;
+
+type Runner = (t: Test, commands: string[]) => Promise<void>;
+
+/** The block's commands must be these, in this order: a new one needs its runner changed. */
+function expectCommands(t: Test, commands: string[], patterns: RegExp[]): void {
+  t.equal(commands.length, patterns.length, `${patterns.length} commands: ${JSON.stringify(commands)}`);
+  patterns.forEach((p, i) => t.match(commands[i] ?? '', p, `command ${i + 1} is the one the runner knows`));
+}
+
+/** Where the commands' files and ports go on this machine. */
+interface Place {
+  dir: string;
+  ports: Record<string, number>;
+}
+
+async function place(t: Test): Promise<Place> {
+  return { dir: tempDir(t), ports: { '587': await freePort(), '465': await freePort() } };
+}
+
+/** Only the paths of the certificate and key, the well-known ports, and tcpserver's "any address". */
+function here(p: Place, command: string): string {
+  let c = command.replaceAll('/etc/ssl/private/', `${p.dir}/`).replaceAll('/etc/ssl/', `${p.dir}/`);
+  for (const [port, local] of Object.entries(p.ports)) {
+    c = c.replace(new RegExp(`tcpserver (-\\S+ )*0 ${port} `), (m) => m.replace(` 0 ${port} `, ` 127.0.0.1 ${local} `));
+    c = c.replaceAll(`127.0.0.1:${port}`, `127.0.0.1:${local}`).replaceAll(`127.0.0.1 ${port} `, `127.0.0.1 ${local} `);
+  }
+  return c;
+}
+
+/** `apt-get install …`: make check installs the same packages. */
+function packagesInstalled(t: Test, command: string): void {
+  const testDeps = /^test-deps:\n\t(.*)$/m.exec(readFileSync(join(ROOT, 'Makefile'), 'utf8'))![1]!;
+  for (const pkg of command.replace(/^apt-get install /, '').split(' ')) t.match(testDeps, new RegExp(`\\b${pkg}\\b`), `make check installs ${pkg}`);
+}
+
+/** A command ending in `&`: started as a job of its own, stopped at the end of the test. */
+async function background(t: Test, command: string, port: number): Promise<Job> {
+  const job = new Job('sh', ['-c', command.replace(/ &$/, '')], { PATH });
+  t.teardown(() => job.stop());
+  await listening(port);
+  return job;
+}
+
+async function quickStart(t: Test, p: Place, commands: string[]): Promise<Job> {
+  expectCommands(t, commands, [/^apt-get install /, /^openssl req /, /^CERTFILE=\S+ KEYFILE=\S+ UCSPITLS=1 tcpserver .* &$/, /^swaks /]);
+  const [install, cert, server, client] = commands as [string, string, string, string];
+  packagesInstalled(t, install);
+  t.equal((await run('sh', ['-c', here(p, cert)], { PATH })).status, 0, 'the certificate is made');
+  const srv = await background(t, here(p, server), p.ports['587']!);
+  const r = await run('sh', ['-c', here(p, client)], { PATH });
+  t.equal(r.status, 0, `swaks: ${r.err}`);
+  t.match(r.out, /-> STARTTLS\n<- {2}220 /, 'STARTTLS offered (UCSPITLS=1) and taken');
+  t.match(r.out, /<~ {2}250 Received \d+ bytes/, 'swaks ends with 250 Received … bytes, as the README says');
+  const log = await srv.output(/TLS ended/);
+  t.match(log, /^ucspi-tls-wrap: pid \d+: TLS started: TLSv1\.3 TLS_AES_256_GCM_SHA384$/m, 'the line the README promises');
+  t.match(log, /^mailfront\[\d+\]: RCPT TO:<postmaster@example\.org>$/m, "mailfront's lines for the message");
+  t.match(log, /^ucspi-tls-wrap: pid \d+: TLS ended: \d+ bytes to client, \d+ bytes to app$/m);
+  return srv;
+}
+
+async function stopped(t: Test, job: Job): Promise<void> {
+  t.ok(await job.stop(), 'the server and everything it started stopped: nothing left');
+}
+
+/** What `make -n TARGET` would run: for the targets that are the test suite or take minutes. */
+function dryRun(t: Test, command: string): string {
+  const r = spawnSync('sh', ['-c', command.replace(/^make /, 'make -n ')], { cwd: ROOT, encoding: 'utf8' });
+  t.equal(r.status, 0, `${command}: a target make knows (${r.stderr})`);
+  return r.stdout;
+}
+
+const runners: Record<string, Runner> = {
+  // The first lines: the two commands that do all set-up on a fresh machine.
+  'ucspi-tls-wrap': async (t, commands) => {
+    expectCommands(t, commands, [/^make demo$/, /^make check$/]);
+    const port = await freePort();
+    const demo = new Job('sh', ['-c', commands[0]!], { PATH: process.env.PATH, PORT: String(port) }, ROOT);
+    t.teardown(() => demo.stop());
+    const out = await demo.output(/^ {2}swaks .*\n/m, 120000);
+    await listening(port);
+    const swaks = /^ {2}(swaks .*)$/m.exec(out)![1]!;
+    const r = await run('sh', ['-c', swaks], { PATH: process.env.PATH });
+    t.equal(r.status, 0, `the swaks line make demo prints: ${r.err}`);
+    t.match(r.out, /<~ {2}250 2\.0\.0 \d+ bytes sha256=[0-9a-f]{64}\n ~> QUIT\n<~ {2}221 bye\n/, 'the message is taken with 250');
+    t.ok(await demo.stop(), 'make demo stops with its group, nothing left');
+    // make check is this very suite: what it would run.
+    const check = dryRun(t, commands[1]!);
+    t.match(check, /install-debian-packages .*\bmailfront\b/, 'it installs the test packages');
+    t.match(check, /with-node \$r node_modules\/\.bin\/tap build\/test\/\*\.test\.js /m, 'and runs every test file, on each runtime');
+  },
+  Install: async (t, commands) => {
+    if (commands[0] === 'npm pack') {
+      expectCommands(t, commands, [/^npm pack$/, new RegExp(`^npm install -g \\./ucspi-tls-wrap-${VERSION.replaceAll('.', '\\.')}\\.tgz$`)]);
+      const dir = tempDir(t);
+      const tarball = join(ROOT, `ucspi-tls-wrap-${VERSION}.tgz`);
+      t.teardown(() => rmSync(tarball, { force: true }));
+      const pack = spawnSync('sh', ['-c', commands[0]], { cwd: ROOT, encoding: 'utf8', env: { ...process.env } });
+      t.equal(pack.status, 0, pack.stderr);
+      t.ok(existsSync(tarball), 'npm pack leaves the tarball the next command names');
+      t.equal(spawnSync('git', ['check-ignore', '-q', tarball], { cwd: ROOT }).status, 0, 'git ignores it');
+      // npm's prefix, the path it installs under, is the only change; its cache, not the network, when it can.
+      const env = { ...process.env, npm_config_prefix: dir, npm_config_prefer_offline: 'true', npm_config_audit: 'false', npm_config_fund: 'false' };
+      const install = spawnSync('sh', ['-c', commands[1]!], { cwd: ROOT, encoding: 'utf8', env, timeout: 120000 });
+      t.equal(install.status, 0, install.stderr);
+      t.equal(spawnSync(join(dir, 'bin', 'ucspi-tls-wrap'), ['-V'], { encoding: 'utf8' }).stdout, `ucspi-tls-wrap ${VERSION}\n`);
+      t.ok(existsSync(join(dir, 'share', 'man', 'man1', 'ucspi-tls-wrap.1')), 'the man page under npm\'s prefix');
+      return;
+    }
+    expectCommands(t, commands, [/^make$/, /^make install$/, /^make uninstall$/]);
+    const stage = tempDir(t);
+    for (const c of commands) {
+      // DESTDIR: the path everything goes under, the only change.
+      const r = spawnSync('sh', ['-c', `${c} DESTDIR=${stage}`], { cwd: ROOT, encoding: 'utf8' });
+      t.equal(r.status, 0, `${c}: ${r.stderr}`);
+      const bin = join(stage, 'usr', 'local', 'bin', 'ucspi-tls-wrap');
+      if (c === 'make install') {
+        t.equal(spawnSync(bin, ['-V'], { encoding: 'utf8' }).stdout, `ucspi-tls-wrap ${VERSION}\n`, 'installed in /usr/local/bin');
+        t.ok(existsSync(join(stage, 'usr', 'local', 'share', 'man', 'man1', 'ucspi-tls-wrap.1')));
+        t.ok(existsSync(join(stage, 'usr', 'local', 'share', 'doc', 'ucspi-tls-wrap', 'examples', 'README.md')));
+      }
+      if (c === 'make uninstall') {
+        t.notOk(existsSync(bin), 'removed again');
+        t.notOk(existsSync(join(stage, 'usr', 'local', 'lib', 'ucspi-tls-wrap')));
+      }
+    }
+  },
+  'Quick start': async (t, commands) => {
+    await stopped(t, await quickStart(t, await place(t), commands));
+  },
+  'Quick start/Implicit TLS (ports 465, 993, 995)': async (t, commands) => {
+    const p = await place(t);
+    const quick = shellBlocks(README).find((b) => b.section === 'Quick start' && b.subsection === undefined)!;
+    // The quick start's certificate, then this block's server and client.
+    await run('sh', ['-c', here(p, commandsOf(quick.code)[1]!)], { PATH });
+    expectCommands(t, commands, [/^CERTFILE=\S+ KEYFILE=\S+ tcpserver .* --implicit .* &$/, /^swaks --tls-on-connect /]);
+    const srv = await background(t, here(p, commands[0]!), p.ports['465']!);
+    const r = await run('sh', ['-c', here(p, commands[1]!)], { PATH });
+    t.equal(r.status, 0, `swaks: ${r.err}`);
+    t.notMatch(r.out, /STARTTLS/, 'TLS from the first byte');
+    t.match(r.out, /=== TLS started with cipher TLSv1\.3:/);
+    t.match(r.out, /<~ {2}250 Received \d+ bytes/, 'mailfront (with accept) takes the message');
+    t.match(await srv.output(/TLS ended/), /^ucspi-tls-wrap: pid \d+: TLS started: TLSv1\.3 /m);
+    await stopped(t, srv);
+  },
+  'Quick start/The client side: `ucspi-tls-client`': async (t, commands) => {
+    const p = await place(t);
+    const quick = shellBlocks(README).find((b) => b.section === 'Quick start' && b.subsection === undefined)!;
+    const srv = await quickStart(t, p, commandsOf(quick.code));
+    expectCommands(t, commands, [/^CAFILE=\S+ tcpclient .* ucspi-tls-client -k localhost sh -c '/]);
+    const r = await run('sh', ['-c', here(p, commands[0]!)], { PATH });
+    t.equal(r.status, 0, r.err);
+    const tlsAt = r.err.indexOf('SSL_PROTOCOL=');
+    t.ok(tlsAt > r.err.indexOf('220 2.0.0 Ready to start TLS'), 'the reply after the 220 to STARTTLS');
+    t.match(r.err, /^SSL_PROTOCOL=TLSv1\.3$/m);
+    t.match(r.err, /^SSL_SERVER_VERIFY=SUCCESS$/m, 'the certificate checked against CAFILE');
+    t.match(r.err, /^SSL_SERVER_S_DN=CN=localhost$/m);
+    t.match(r.err.slice(tlsAt), /^250 PIPELINING\r?\n221 2\.0\.0 /m, 'EHLO and QUIT answered through TLS');
+    t.notMatch(r.err.slice(tlsAt), /STARTTLS/, 'no STARTTLS offered inside TLS');
+    await stopped(t, srv);
+  },
+  Performance: async (t, commands) => {
+    expectCommands(t, commands, [/^make bench$/]);
+    t.match(dryRun(t, commands[0]!), /with-node \$r node build\/bench\/bench\.js /m, 'make bench runs the benchmark (it takes minutes: not run here)');
+  },
+  'For developers/Building and testing': async (t, commands) => {
+    expectCommands(t, commands, [/^node_modules\/\.bin\/tap build\/test\/\S+\.test\.js$/, /^make soak SOAK_SECONDS=60$/]);
+    const one = spawnSync('sh', ['-c', commands[0]!], { cwd: ROOT, encoding: 'utf8', timeout: 120000 });
+    t.equal(one.status, 0, 'one test file, as written');
+    t.match(one.stdout, /^ok 1 - build\/test\/\S+\.test\.js/m, 'the file passed');
+    t.match(dryRun(t, commands[1]!), /SOAK_SECONDS=60 scripts\/with-node \$r \S*tap -t 0 build\/test\/hostile-\*\.test\.js /m, 'make soak runs the hostile suite for SOAK_SECONDS');
+  },
+};
+
+const key = (b: ShellBlock): string => (b.subsection !== undefined ? `${b.section}/${b.subsection}` : b.section);
+
+t.test('every command block has a runner, and every runner a block', async (t) => {
+  const blocks = shellBlocks(README);
+  t.same([...new Set(blocks.map(key))].sort(), Object.keys(runners).sort());
+  t.same(indentedCode(README), [], 'no indented code blocks: commands go in ```sh blocks, output in ```text');
+  for (const f of fences(README)) t.ok(['sh', 'ts', 'text'].includes(f.info), `line ${f.line}: a fence says what it holds (${f.info || 'nothing'})`);
+});
+
+for (const block of shellBlocks(README)) {
+  const runner = runners[key(block)];
+  if (runner === undefined) continue; // the test above fails
+  t.test(`README line ${block.line}, under "${key(block)}": ${commandsOf(block.code).join(' ; ').slice(0, 80)}`, (t) => runner(t, commandsOf(block.code)));
+}
+
+t.test('-q is described the same way in --help, the README and the man pages', async (t) => {
+  const readme = /^\| `-q`, `--quiet` \| (.+) \|$/m.exec(README)?.[1];
+  const help = /^ {2}-q, --quiet +(.+)$/m.exec(USAGE)?.[1];
+  const clientHelp = /^ {2}-q, --quiet +(.+)$/m.exec(CLIENT_USAGE)?.[1];
+  const pages = ['ucspi-tls-wrap.1.md', 'ucspi-tls-client.1.md'].map((p) => /^\* `-q`, `--quiet`: (.+)$/m.exec(readFileSync(join(ROOT, 'man', p), 'utf8'))?.[1]);
+  const plain = (s: string | undefined): string => (s ?? '(missing)').replace(/\.$/, '').toLowerCase();
+  t.equal(plain(readme), 'log only fatal errors');
+  for (const [what, text] of [['--help', help], ['ucspi-tls-client --help', clientHelp], ['man ucspi-tls-wrap', pages[0]], ['man ucspi-tls-client', pages[1]]] as const) {
+    t.equal(plain(text), plain(readme), what);
+  }
+});
+
+t.test('bench/RESULTS.md keeps the runs; the README only the current table', async (t) => {
+  t.notMatch(README, /The run before|Before the code cache|Before the work on speed/, 'no history in the README');
+  t.match(readFileSync(join(ROOT, 'bench', 'RESULTS.md'), 'utf8'), /Before the work on speed/);
+  t.equal((README.match(/^\| ucspi-tls-wrap \(STARTTLS\) /gm) ?? []).length, 1, 'one table of figures');
+});
