@@ -18,8 +18,9 @@ class Server {
   err = '';
   readonly proc: ChildProcess;
   readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
-  constructor(args: string[], env: NodeJS.ProcessEnv, cmd: string = SERVER) {
-    this.proc = spawn(cmd, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  /** `more`: the server's fds from 3 on ('ignore': not open). */
+  constructor(args: string[], env: NodeJS.ProcessEnv, cmd: string = SERVER, more: Array<'ignore' | 'pipe'> = []) {
+    this.proc = spawn(cmd, args, { env, stdio: ['ignore', 'pipe', 'pipe', ...more] });
     this.proc.stdout!.on('data', (d: Buffer) => (this.out += d.toString()));
     this.proc.stderr!.on('data', (d: Buffer) => (this.err += d.toString()));
     this.exited = new Promise((r) => this.proc.once('exit', (code, signal) => r({ code, signal })));
@@ -224,7 +225,9 @@ t.test('systemd Accept=no: the listening socket from LISTEN_FDS (systemd-socket-
   const dir = tempDir(t);
   const certs = makeCert(dir);
   const port = 20000 + Math.floor(Math.random() * 20000);
-  const srv = new Server(['-l', `127.0.0.1:${port}`, '-E', 'CERTFILE', '-E', 'KEYFILE', '-E', 'REPORT', SERVER, '-v', APP], baseEnv(certs, { REPORT: dir }), 'systemd-socket-activate');
+  // Four sockets, fds 3 to 6, none close-on-exec: the apps must see none of them.
+  const more = [1, 2, 3].flatMap((i) => ['-l', `127.0.0.1:${port + i}`]);
+  const srv = new Server(['-l', `127.0.0.1:${port}`, ...more, '-E', 'CERTFILE', '-E', 'KEYFILE', '-E', 'REPORT', SERVER, '-v', APP], baseEnv(certs, { REPORT: dir }), 'systemd-socket-activate');
   t.teardown(() => srv.stop());
   await srv.logged(/Listening on/);
   const tls = await startTls(port);
@@ -232,9 +235,28 @@ t.test('systemd Accept=no: the listening socket from LISTEN_FDS (systemd-socket-
   tls.write('QUIT\r\n');
   t.equal(await lines.line(), '221 bye');
   await srv.logged(/end: exit 0, tls/);
-  t.match(srv.err, new RegExp(`listening on 127\\.0\\.0\\.1 port ${port}`));
+  t.match(srv.err, new RegExp(`listening on 127\\.0\\.0\\.1 port ${port}, 127\\.0\\.0\\.1 port ${port + 1}, `), 'every socket served');
   t.notMatch(readReport(dir, 'env'), /^LISTEN_/m);
-  t.same(appFds(dir), ['0', '1', '2', '3', '4', '5']);
+  t.same(appFds(dir), ['0', '1', '2', '3', '4', '5'], 'no listening socket leaked into the app');
+});
+
+t.test('an fd inherited without close-on-exec reaches no app', async (t) => {
+  const dir = tempDir(t);
+  const certs = makeCert(dir);
+  // fd 7 of the server: a pipe without close-on-exec, as a careless supervisor might leave.
+  const srv = new Server(['-1', '--implicit', '127.0.0.1', '0', APP], baseEnv(certs, { REPORT: dir }), SERVER, ['ignore', 'ignore', 'ignore', 'ignore', 'pipe']);
+  t.teardown(() => srv.stop());
+  const port = await srv.port();
+  const tls = await new Promise<TLSSocket>((res, rej) => {
+    const s = connect({ host: '127.0.0.1', port, rejectUnauthorized: false });
+    s.once('secureConnect', () => res(s));
+    s.once('error', rej);
+  });
+  const lines = new Lines(tls as unknown as Socket);
+  t.equal(await lines.line(), '220 test ESMTP');
+  tls.write('QUIT\r\n');
+  await lines.line();
+  t.same(appFds(dir), ['0', '1', '2'], 'fd 7 closed at start');
 });
 
 t.test('bad input: one line and a defined status, before listening', async (t) => {
