@@ -11,9 +11,9 @@ export interface Logger {
   info(message: string): void;
 }
 
-/** The form of every line, fatal or not. */
-export function logLine(program: string, message: string): string {
-  return `${program}: pid ${process.pid}: ${message.replace(/\n/g, ' ')}`;
+/** The form of every line, fatal or not; `pid` names the process or connection, null for none. */
+export function logLine(program: string, message: string, pid: number | null = process.pid): string {
+  return `${program}: ${pid === null ? '' : `pid ${pid}: `}${message.replace(/\n/g, ' ')}`;
 }
 
 function writeLine(fd: number, line: string): void {
@@ -24,9 +24,10 @@ function writeLine(fd: number, line: string): void {
   }
 }
 
-export function createLogger(fd: number | undefined, verbosity: Verbosity, program = PROGRAM): Logger {
+/** `pid` names the connection in each line: the helper's own, or the server's app for it; null for none. */
+export function createLogger(fd: number | undefined, verbosity: Verbosity, program = PROGRAM, pid: number | null = process.pid): Logger {
   const write = (message: string): void => {
-    if (fd !== undefined) writeLine(fd, logLine(program, message));
+    if (fd !== undefined) writeLine(fd, logLine(program, message, pid));
   };
   return {
     warn: verbosity >= 1 ? write : () => {},

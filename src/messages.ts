@@ -12,6 +12,8 @@ const ERRNO_WORDS: Readonly<Record<string, string>> = {
   EROFS: 'read-only file system',
   ENOSPC: 'no space left on the device',
   EMFILE: 'too many open files',
+  EADDRINUSE: 'address already in use',
+  EADDRNOTAVAIL: 'address not available on this host',
 };
 
 /** An errno code (ENOENT) as words (no such file); an unknown code as it is. */

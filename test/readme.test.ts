@@ -9,6 +9,7 @@ import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { CLIENT_USAGE } from '../src/client/options';
 import { USAGE } from '../src/helper/options';
+import { USAGE as SERVER_USAGE } from '../src/server/options';
 import { freePort, ROOT, run, tempDir } from './helpers';
 import { Job, listening } from './group';
 import { commandsOf, fences, indentedCode, shellBlocks, type ShellBlock } from './readme';
@@ -209,10 +210,11 @@ t.test('-q is described the same way in --help, the README and the man pages', a
   const readme = /^\| `-q`, `--quiet` \| (.+) \|$/m.exec(README)?.[1];
   const help = /^ {2}-q, --quiet +(.+)$/m.exec(USAGE)?.[1];
   const clientHelp = /^ {2}-q, --quiet +(.+)$/m.exec(CLIENT_USAGE)?.[1];
-  const pages = ['ucspi-tls-wrap.1.md', 'ucspi-tls-client.1.md'].map((p) => /^\* `-q`, `--quiet`: (.+)$/m.exec(readFileSync(join(ROOT, 'man', p), 'utf8'))?.[1]);
+  const serverHelp = /^ {2}-q, --quiet +(.+)$/m.exec(SERVER_USAGE)?.[1];
+  const pages = ['ucspi-tls-wrap.1.md', 'ucspi-tls-client.1.md', 'ucspi-tls-server.1.md'].map((p) => /^\* `-q`, `--quiet`: (.+)$/m.exec(readFileSync(join(ROOT, 'man', p), 'utf8'))?.[1]);
   const plain = (s: string | undefined): string => (s ?? '(missing)').replace(/\.$/, '').toLowerCase();
   t.equal(plain(readme), 'log only fatal errors');
-  for (const [what, text] of [['--help', help], ['ucspi-tls-client --help', clientHelp], ['man ucspi-tls-wrap', pages[0]], ['man ucspi-tls-client', pages[1]]] as const) {
+  for (const [what, text] of [['--help', help], ['ucspi-tls-client --help', clientHelp], ['man ucspi-tls-wrap', pages[0]], ['man ucspi-tls-client', pages[1]], ['ucspi-tls-server --help', serverHelp], ['man ucspi-tls-server', pages[2]]] as const) {
     t.equal(plain(text), plain(readme), what);
   }
 });
