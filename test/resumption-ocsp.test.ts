@@ -50,6 +50,12 @@ for (const version of ['-tls1_3', '-tls1_2']) {
     t.equal(reply(s.report).get('SSL_TLS_SNI'), 'mail.example.test', 'SSL_TLS_SNI after the resumption too');
     t.equal(reply(s.report).get('SSL_SERVER_S_DN_CN'), 'mail.example.test', 'the name\'s one certificate in SSL_SERVER_*');
     t.ok(await logged(s.srv, /TLS started: TLSv1\.[23] \S+ sni=mail\.example\.test resumed/), 'the log says resumed, with the server name');
+    if (version === '-tls1_2') {
+      // A TLS 1.2 resumption echoes the client's session id on the wire: SSL_SESSION_ID is it.
+      const told = (out: string): string | undefined => /^\s*Session-ID: ([0-9A-F]+)$/m.exec(out)?.[1];
+      t.match(told(second), /^[0-9A-F]{64}$/, 's_client shows the session id');
+      t.equal(reply(s.report).get('SSL_SESSION_ID'), told(second), 'resumed: SSL_SESSION_ID = the session id s_client was told');
+    }
 
     // Rotation: a new key file; the old ticket gets a full handshake, not a failure.
     writeFileSync(keys, randomBytes(48));
