@@ -4,14 +4,17 @@
 // at a given pace: stalled, 64 KiB/s, 1 MiB/s, and as fast as it can. Whatever the pace, the
 // relay adds at most a few MiB to what the helper holds once TLS is up; the figures against
 // the Node floor (a Node process that only spawns the app) are in the comments. Every byte is
-// checked at the end. Bytes the app wrote before TLS go out first; and where V8 gives no
-// collector, the relay still runs, byte for byte.
+// checked at the end. The app reader keeps to its five buffers; bytes the app wrote before
+// TLS go out first; and where V8 gives no collector, the relay still runs, byte for byte.
 import t, { type Test } from 'tap';
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { connect as netConnect, createServer, type Socket } from 'node:net';
+import { PassThrough } from 'node:stream';
 import { connect as tlsConnect, type TLSSocket } from 'node:tls';
+import { readReused } from '../src/session/app-reader';
 import { ChunkSource } from './chunks';
 import { baseEnv, freePort, HELPER, Launcher, makeCert, ROOT, sleep, tempDir, waitFor } from './helpers';
 import { endStatus, helperLog, helperPid, killLeftovers, leftovers, privateBytes, toStartTls, type Served } from './hostile';
@@ -169,6 +172,42 @@ t.test('client to app: the app reads at each pace', async (t) => {
       tls.destroy();
     });
   }
+});
+
+t.test('the app reader: the same five buffers for every read, however late the peer is done with them', async (t) => {
+  const BYTES = 32 * MiB;
+  const server = createServer();
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  t.teardown(() => server.close());
+  const port = (server.address() as { port: number }).port;
+  const accepted = new Promise<Socket>((r) => server.once('connection', r));
+  const from = netConnect(port, '127.0.0.1');
+  await new Promise((r) => from.once('connect', r));
+  const writer = await accepted;
+  const h = createHash('sha256');
+  const buffers = new Set<ArrayBufferLike>();
+  let bytes = 0;
+  let turn = 0;
+  const reader = readReused(from, (chunk, done) => {
+    h.update(chunk);
+    bytes += chunk.length;
+    buffers.add(chunk.buffer);
+    // A peer that is sometimes at once, sometimes late, sometimes very late.
+    const wait = turn++ % 7;
+    if (wait === 0) done();
+    else setTimeout(done, wait * 3);
+  });
+  t.ok(reader !== undefined, 'a socket nothing was read from is taken over');
+  const ended = new Promise((r) => reader!.socket.once('end', r));
+  const sent = await new ChunkSource(9009, BYTES, Number.POSITIVE_INFINITY).pipeTo(writer);
+  writer.end();
+  await ended;
+  t.equal(bytes, BYTES, 'every byte read');
+  t.equal(h.digest('hex'), sent.sha, 'the same bytes, in order');
+  t.equal(reader!.bytes(), BYTES, 'and counted');
+  t.ok(buffers.size <= 5, `${buffers.size} buffers of 64 KiB for ${BYTES / MiB} MiB`);
+  reader!.socket.destroy();
+  t.equal(readReused(new PassThrough() as unknown as Socket, () => {}), undefined, 'a stream without a handle is left to be piped');
 });
 
 t.test('bytes the app wrote before asking for TLS go out first, then the rest, in order', async (t) => {
