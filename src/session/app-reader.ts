@@ -1,12 +1,14 @@
 // The app's write channel, read into a few buffers of our own that every read reuses
 // (net.Socket's `onread` option). A plain socket reads each chunk into a fresh buffer
 // outside V8's heap, which only V8's collector frees, and it collects late: tens of MiB of
-// relayed chunks would wait. Here what the app sends leaves no garbage at all, and the
-// memory it takes is bounded by construction: IN_FLIGHT + 1 buffers per connection.
+// relayed chunks would wait. Here what the app sends leaves no garbage, and the memory it
+// takes is bounded by construction: IN_FLIGHT + 1 buffers of CHUNK bytes per connection,
+// 80 KiB, kept for the connection's life (letting spares go when a burst ends would make
+// them garbage again, burst after burst).
 import { Socket } from 'node:net';
 
-/** One read; a pipe or socketpair gives at most this much at once anyway. */
-const CHUNK = 64 * 1024;
+/** One read: the most plaintext one TLS record carries. */
+const CHUNK = 16 * 1024;
 /** Chunks handed to the peer and not yet done with: reading stops at this many. */
 const IN_FLIGHT = 4;
 
