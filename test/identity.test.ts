@@ -2,9 +2,9 @@
 // protocol policy, seen from real clients through tcpserver.
 import t, { type Test } from 'tap';
 import { spawnSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { APP, freePort, logged, HELPER, readReport, startTls, tcpserver, tempDir, tlsSession, pemDer, waitFor, type Launcher } from './helpers';
+import { APP, freePort, logged, HELPER, readReport, replyVars, startTls, tcpserver, tempDir, tlsSession, pemDer, waitFor, type Launcher } from './helpers';
 import { selfSigned } from './pki';
 
 const dir = tempDir(t, 'utw-id-');
@@ -98,6 +98,44 @@ t.test('RSA and ECDSA for one name: each client gets the one it supports', async
   t.match(ecdsaOnly.stdout, /Peer signature type: ECDSA/, 's_client -sigalgs ECDSA+SHA256: ECDSA');
   const rsaOnly = spawnSync('openssl', ['s_client', '-starttls', 'smtp', '-connect', `127.0.0.1:${s.port}`, '-sigalgs', 'RSA-PSS+SHA256'], { input: 'QUIT\r\n', encoding: 'utf8' });
   t.match(rsaOnly.stdout, /Peer signature type: RSA-PSS/, 's_client -sigalgs RSA-PSS+SHA256: RSA');
+});
+
+/** One `openssl s_client -starttls smtp` session: what it printed, and the app's `Y` reply. */
+function sClient(s: Server, args: string[]): { out: string; vars: Map<string, string> } {
+  const r = spawnSync('openssl', ['s_client', '-starttls', 'smtp', '-connect', `127.0.0.1:${s.port}`, ...args], { input: 'QUIT\r\n', encoding: 'utf8', timeout: 20000 });
+  const reply = join(s.report, 'reply');
+  const vars = existsSync(reply) ? replyVars(readFileSync(reply)) : new Map<string, string>();
+  rmSync(reply, { force: true });
+  return { out: r.stdout + r.stderr, vars };
+}
+
+t.test('RSA and ECDSA side by side: OpenSSL picks the certificate from all the client offers', async (t) => {
+  const dh = join(dir, 'ffdhe2048.pem');
+  if (!existsSync(dh)) spawnSync('openssl', ['genpkey', '-genparam', '-algorithm', 'DH', '-pkeyopt', 'dh_param:ffdhe2048', '-out', dh]);
+  const s = await serve(t, {
+    CERTFILE: `${ec.cert}:${rsa.cert}`,
+    KEYFILE: `${ec.key}:${rsa.key}`,
+    // DHE named here (with its parameters) so that the finite-field case does not hang on the default list.
+    CIPHERS: 'ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:DHE-RSA-AES128-GCM-SHA256',
+    DHFILE: dh,
+  });
+  // Clients the choice from the hello used to refuse: it saw an ECDSA suite and signature
+  // algorithm, took the ECDSA certificate, and OpenSSL found no suite or curve for it.
+  const cases = [
+    ['an ECDSA suite outside the policy, an RSA one inside', ['-cipher', 'ECDHE-ECDSA-AES128-SHA:ECDHE-RSA-AES128-GCM-SHA256'], 'ECDHE-RSA-AES128-GCM-SHA256', 'RSA'],
+    ['only the group X25519 (no P-256 for the ECDSA key)', ['-groups', 'X25519'], 'ECDHE-RSA-AES128-GCM-SHA256', 'RSA'],
+    ['only the group P-384', ['-groups', 'P-384'], 'ECDHE-RSA-AES128-GCM-SHA256', 'RSA'],
+    ['only the group ffdhe2048 (no elliptic curve at all)', ['-groups', 'ffdhe2048'], 'DHE-RSA-AES128-GCM-SHA256', 'RSA'],
+    ['P-256 and an ECDSA suite: ECDSA still', ['-groups', 'P-256'], 'ECDHE-ECDSA-AES128-GCM-SHA256', 'ECDSA'],
+  ] as const;
+  for (const [what, args, cipher, sig] of cases) {
+    const r = sClient(s, ['-tls1_2', ...args]);
+    t.match(r.out, new RegExp(`Cipher is ${cipher}\\b`), `${what}: served with ${cipher}`);
+    t.match(r.out, sig === 'RSA' ? /Peer signature type: RSA/ : /Peer signature type: ECDSA/, `${what}: signed with the ${sig} key`);
+    t.equal(r.vars.get('SSL_SERVER_A_KEY'), sig === 'RSA' ? 'rsaEncryption' : 'id-ecPublicKey', `${what}: SSL_SERVER_* describe the certificate sent`);
+    t.equal(r.vars.get('SSL_CIPHER'), cipher, `${what}: SSL_CIPHER`);
+  }
+  t.notMatch(s.srv.err, /handshake (failed|refused)/, 'no handshake failed');
 });
 
 t.test('ALPN: the chosen protocol is in the reply', async (t) => {

@@ -5,7 +5,8 @@ import { clientVerdict, reasonText } from '../src/tls/client-auth';
 import { keyMatchesCertificate, keyPublic, pemBlocks } from '../src/tls/pem';
 import { planPrivileges } from '../src/process/privileges';
 import { daysRemaining } from '../src/tls/session-vars';
-import { chooseIdentity, clientSupports, nameMatches } from '../src/tls/sni';
+import { chooseIdentity, nameMatches } from '../src/tls/sni';
+import { sameKeyType } from '../src/tls/credentials';
 import { DEFAULT_CIPHERS, DHE_CIPHERS, normalizeServerName, parseVersion, readTlsConfig } from '../src/tls/config';
 import { oneline, parseCertificate } from '../src/tls/x509';
 import { tempDir } from './helpers';
@@ -61,20 +62,15 @@ t.test('server names', async (t) => {
   t.equal(chooseIdentity([{ name: 'a.test' }], undefined, false).kind, 'refused');
 });
 
-t.test('which key a hello can take', async (t) => {
-  const rsa = { algorithm: '1.2.840.113549.1.1.1', key: Buffer.alloc(0) };
-  const p256 = { algorithm: '1.2.840.10045.2.1', curve: '1.2.840.10045.3.1.7', key: Buffer.alloc(0) };
-  const p384 = { ...p256, curve: '1.3.132.0.34' };
-  const tls13 = { renegotiationInfo: false, cipherSuites: [0x1301], versions: [0x0304, 0x0303], sigAlgs: [0x0403, 0x0804] };
-  t.ok(clientSupports(p256, tls13, true));
-  t.notOk(clientSupports(p384, tls13, true), 'TLS 1.3 binds the curve to the scheme');
-  t.ok(clientSupports(rsa, tls13, true));
-  const old = { renegotiationInfo: true, cipherSuites: [0xc02f] };
-  t.ok(clientSupports(rsa, old, true), 'no signature_algorithms: RSA');
-  t.notOk(clientSupports(p256, old, true));
-  const tls12 = { renegotiationInfo: true, cipherSuites: [0xc02f], sigAlgs: [0x0403, 0x0401] };
-  t.notOk(clientSupports(p256, tls12, true), 'TLS 1.2 without an ECDSA suite');
-  t.ok(clientSupports(p256, { ...tls12, cipherSuites: [0xc02b] }, true));
+t.test('one certificate per key type for a name', async (t) => {
+  const leaf = (algorithm: string, keyAlg: string, curve?: string) => ({ leaf: { keyAlg, publicKey: { algorithm, key: Buffer.alloc(0), ...(curve ? { curve } : {}) } } });
+  const rsa = leaf('1.2.840.113549.1.1.1', 'rsaEncryption');
+  const p256 = leaf('1.2.840.10045.2.1', 'id-ecPublicKey', '1.2.840.10045.3.1.7');
+  const p384 = leaf('1.2.840.10045.2.1', 'id-ecPublicKey', '1.3.132.0.34');
+  const ed = leaf('1.3.101.112', 'ED25519');
+  t.equal(sameKeyType([p256, rsa, ed]), undefined, 'ECDSA, RSA and Ed25519 side by side');
+  t.same(sameKeyType([rsa, p256, rsa]), [0, 2], 'two RSA');
+  t.same(sameKeyType([p256, p384]), [0, 1], 'two EC curves share OpenSSL\'s one EC slot');
 });
 
 t.test('keys against certificates, without OpenSSL', async (t) => {

@@ -30,7 +30,8 @@ function sClient(port: number, args: string[]): string {
   return r.stdout + r.stderr;
 }
 
-const resumed = (report: string): string | undefined => replyVars(readFileSync(join(report, 'reply'))).get('SSL_SESSION_RESUMED');
+const reply = (report: string): Map<string, string> => replyVars(readFileSync(join(report, 'reply')));
+const resumed = (report: string): string | undefined => reply(report).get('SSL_SESSION_RESUMED');
 
 for (const version of ['-tls1_3', '-tls1_2']) {
   t.test(`TICKETKEYFILE: a new process resumes the session (${version})`, async (t) => {
@@ -38,14 +39,23 @@ for (const version of ['-tls1_3', '-tls1_2']) {
     writeFileSync(keys, randomBytes(48), { mode: 0o600 });
     const s = await serve(t, { TICKETKEYFILE: keys });
     const sess = join(dir, `sess${version}`);
-    const first = sClient(s.port, [version, '-sess_out', sess]);
+    const first = sClient(s.port, [version, '-servername', 'mail.example.test', '-sess_out', sess]);
     t.match(first, /^New, TLSv1\.[23]/m, 'first connection: a full handshake');
     t.match(first, /250 yes NOOP/, 'the app answered through TLS');
     t.equal(resumed(s.report), 'Initial');
-    const second = sClient(s.port, [version, '-sess_in', sess]);
+    t.equal(reply(s.report).get('SSL_TLS_SNI'), 'mail.example.test', 'SSL_TLS_SNI in the full handshake');
+    const second = sClient(s.port, [version, '-servername', 'mail.example.test', '-sess_in', sess]);
     t.match(second, /^Reused, TLSv1\.[23]/m, 'second connection, another helper process: resumed');
     t.equal(resumed(s.report), 'Resumed', 'SSL_SESSION_RESUMED=Resumed');
-    t.ok(await logged(s.srv, /TLS started: TLSv1\.[23] \S+ resumed/), 'the log says resumed');
+    t.equal(reply(s.report).get('SSL_TLS_SNI'), 'mail.example.test', 'SSL_TLS_SNI after the resumption too');
+    t.equal(reply(s.report).get('SSL_SERVER_S_DN_CN'), 'mail.example.test', 'the name\'s one certificate in SSL_SERVER_*');
+    t.ok(await logged(s.srv, /TLS started: TLSv1\.[23] \S+ sni=mail\.example\.test resumed/), 'the log says resumed, with the server name');
+    if (version === '-tls1_2') {
+      // A TLS 1.2 resumption echoes the client's session id on the wire: SSL_SESSION_ID is it.
+      const told = (out: string): string | undefined => /^\s*Session-ID: ([0-9A-F]+)$/m.exec(out)?.[1];
+      t.match(told(second), /^[0-9A-F]{64}$/, 's_client shows the session id');
+      t.equal(reply(s.report).get('SSL_SESSION_ID'), told(second), 'resumed: SSL_SESSION_ID = the session id s_client was told');
+    }
 
     // Rotation: a new key file; the old ticket gets a full handshake, not a failure.
     writeFileSync(keys, randomBytes(48));
@@ -54,6 +64,20 @@ for (const version of ['-tls1_3', '-tls1_2']) {
     t.match(third, /250 yes NOOP/, '... and the session works');
   });
 }
+
+t.test('resumed with an RSA and an ECDSA certificate for the name: no SSL_SERVER_* (none was sent)', async (t) => {
+  const ec = selfSigned(dir, 'ec', { subject: '/CN=ec.example.test', type: 'ec' });
+  const keys = join(dir, 'tickets-dual');
+  writeFileSync(keys, randomBytes(48), { mode: 0o600 });
+  const s = await serve(t, { TICKETKEYFILE: keys, CERTFILE: `${ec.cert}:${server.cert}`, KEYFILE: `${ec.key}:${server.key}` });
+  const sess = join(dir, 'sess-dual');
+  sClient(s.port, ['-tls1_2', '-sigalgs', 'ECDSA+SHA256', '-servername', 'mail.example.test', '-sess_out', sess]);
+  t.equal(reply(s.report).get('SSL_SERVER_S_DN_CN'), 'ec.example.test', 'full handshake: the ECDSA certificate sent');
+  t.match(sClient(s.port, ['-tls1_2', '-servername', 'mail.example.test', '-sess_in', sess]), /^Reused, /m);
+  t.equal(resumed(s.report), 'Resumed');
+  t.equal(reply(s.report).has('SSL_SERVER_S_DN'), false, 'resumed: SSL_SERVER_* absent rather than a guess');
+  t.equal(reply(s.report).get('SSL_TLS_SNI'), 'mail.example.test');
+});
 
 t.test('without TICKETKEYFILE, a ticket from another process is not accepted', async (t) => {
   const s = await serve(t, {});

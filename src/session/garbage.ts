@@ -1,25 +1,34 @@
-// Each chunk read from a socket is a fresh 64 KiB buffer outside V8's heap, held by a
-// handle of a few bytes inside it: V8 sees little garbage and collects late, so tens of
-// MiB of relayed chunks wait to be freed. A young-generation collection every MiB (a
-// fraction of a millisecond) bounds that.
+// Node reads each TLS record for the app into a fresh buffer outside V8's heap, held by a
+// handle of a few bytes inside it. No option of a TLS socket made by tls.Server lets us
+// read into buffers of our own (`onread` is not passed on), so the relayed records are
+// garbage that V8 sees as almost nothing: it collects them only once tens of MiB have
+// piled up (its external-memory limit), whatever the pace of the app. A young-generation
+// collection for every MiB relayed (a fraction of a millisecond) bounds them to that MiB.
+//
+// The count is the process's, not a connection's: in a process serving many connections
+// the garbage of all of them stays within the one MiB.
 //
 // The collector is exposed only once bulk data flows, not by a node flag: any V8 flag on
 // the command line makes V8 refuse Node's code cache for its built-in modules, and
 // loading child_process, crypto and tls without it costs several milliseconds per
-// connection. (Changing flags later only affects what is compiled afterwards.)
+// connection. (Changing flags later only affects what is compiled afterwards.) Both are
+// V8's, not Node's API: where a Node refuses the flag or gives no `gc`, there is no
+// collection, and the relay runs on with V8's own timing.
 const EVERY = 1024 * 1024;
 
 type Gc = (options: { type: 'minor' | 'major' }) => void;
 
 let gc: Gc | null | undefined;
+let since = 0;
 
 function collector(): Gc | null {
   if (gc === undefined) {
     try {
       /* eslint-disable @typescript-eslint/no-require-imports */
       (require('node:v8') as typeof import('node:v8')).setFlagsFromString('--expose-gc');
-      gc = (require('node:vm') as typeof import('node:vm')).runInNewContext('gc') as Gc;
+      const found: unknown = (require('node:vm') as typeof import('node:vm')).runInNewContext('typeof gc === "function" ? gc : null');
       /* eslint-enable @typescript-eslint/no-require-imports */
+      gc = typeof found === 'function' ? (found as Gc) : null;
     } catch {
       gc = null;
     }
@@ -27,14 +36,11 @@ function collector(): Gc | null {
   return gc;
 }
 
-/** Counts relayed bytes; a minor collection once EVERY bytes have passed. */
-export function byteCollector(): (bytes: number) => void {
-  let since = 0;
-  return (bytes) => {
-    since += bytes;
-    if (since >= EVERY) {
-      since = 0;
-      collector()?.({ type: 'minor' });
-    }
-  };
+/** Counts bytes read into fresh buffers; a minor collection once EVERY bytes have passed. */
+export function relayed(bytes: number): void {
+  since += bytes;
+  if (since >= EVERY) {
+    since = 0;
+    collector()?.({ type: 'minor' });
+  }
 }

@@ -1,8 +1,11 @@
 // Move bytes between the TLS socket and the app's two channels, each direction on its own,
-// with stream backpressure (memory stays bounded whatever the speeds) and half-close.
+// with backpressure and half-close. Memory per connection is bounded whatever the speeds:
+// by the streams' high-water marks, by the app reader's own buffers (app-reader), and for
+// the chunks the TLS socket reads, which Node allocates afresh, by the collector (garbage).
 import type { Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
-import { byteCollector } from './garbage';
+import { readReused } from './app-reader';
+import { relayed } from './garbage';
 import { describeError } from '../tls/handshake';
 
 export interface RelayEvents {
@@ -29,7 +32,7 @@ export interface Relay {
 /** How often, after the app's exit, the helper looks whether its write channel still moves. */
 const ORPHAN_CHECK_MS = 500;
 
-export function relay(tls: TLSSocket, toApp: Socket, fromApp: Socket, ev: RelayEvents): Relay {
+export function relay(tls: TLSSocket, toApp: Socket, appChannel: Socket, ev: RelayEvents): Relay {
   let outDone = false;
   const outbound = (): void => {
     if (!outDone) {
@@ -38,12 +41,9 @@ export function relay(tls: TLSSocket, toApp: Socket, fromApp: Socket, ev: RelayE
     }
   };
 
-  const collect = byteCollector();
-  const count = (chunk: Buffer): void => collect(chunk.length);
-
   // peer -> app
   tls.pipe(toApp);
-  tls.on('data', count);
+  tls.on('data', (chunk: Buffer) => relayed(chunk.length));
   toApp.on('error', (e) => {
     // The app closed its read end: it wants no more; drain the peer so TLS keeps going out.
     ev.log(`app stopped reading: ${describeError(e)}`);
@@ -52,8 +52,22 @@ export function relay(tls: TLSSocket, toApp: Socket, fromApp: Socket, ev: RelayE
   });
 
   // app -> peer: end() sends close_notify, then shuts the TCP write side.
-  fromApp.pipe(tls);
-  fromApp.on('data', count);
+  let moved = false;
+  const reader = readReused(appChannel, (chunk, done) => {
+    moved = true;
+    tls.write(chunk, done);
+  });
+  // The stream path when the channel could not be taken over (the app wrote before TLS).
+  const fromApp = reader?.socket ?? appChannel;
+  if (reader === undefined) {
+    fromApp.pipe(tls);
+    fromApp.on('data', (chunk: Buffer) => {
+      moved = true;
+      relayed(chunk.length);
+    });
+  } else {
+    fromApp.on('end', () => tls.end());
+  }
   tls.on('finish', outbound);
   fromApp.on('error', (e) => {
     ev.log(`app write channel: ${describeError(e)}`);
@@ -78,10 +92,6 @@ export function relay(tls: TLSSocket, toApp: Socket, fromApp: Socket, ev: RelayE
   // A child of the app (a daemon it forked) may hold the write channel open forever. Once the
   // app has exited, the channel is finished when it no longer moves: nothing read since the
   // last look, nothing buffered, no backpressure from the peer.
-  let moved = false;
-  fromApp.on('data', () => {
-    moved = true;
-  });
   const appExited = (): void => {
     const timer = setInterval(() => {
       if (outDone || fromApp.readableEnded) return clearInterval(timer);
@@ -97,7 +107,7 @@ export function relay(tls: TLSSocket, toApp: Socket, fromApp: Socket, ev: RelayE
     }, ORPHAN_CHECK_MS);
   };
 
-  return { counts: () => ({ toApp: toApp.bytesWritten, toPeer: fromApp.bytesRead }), appExited };
+  return { counts: () => ({ toApp: toApp.bytesWritten, toPeer: reader?.bytes() ?? fromApp.bytesRead }), appExited };
 }
 
 /** The closing log line, once TLS has run. */

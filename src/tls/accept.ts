@@ -1,5 +1,6 @@
-// The server side of one TLS connection: pick the certificate from the client's hello,
-// run the handshake, judge the client certificate, and describe the session in variables.
+// The server side of one TLS connection: pick the server name's context from the client's
+// hello, run the handshake (OpenSSL picks among the name's certificates), judge the client
+// certificate, and describe the session in variables.
 // Shared by the STARTTLS engine and the implicit-TLS mode.
 import { createHash } from 'node:crypto';
 import type { Duplex } from 'node:stream';
@@ -11,15 +12,10 @@ import { serverHandshake, type Chooser, type Handshaken } from './handshake';
 import type { Logger } from '../log';
 import type { Vars } from '../session/reply';
 import { sessionIdOf, sessionVars, type PeerCertificate } from './session-vars';
-import { chooseIdentity, choosePair } from './sni';
+import { chooseIdentity } from './sni';
 import type { TlsConfig } from './config';
 import { ServerCache } from './servers';
-import { parseCertificate } from './x509';
-
-interface Served {
-  identity: IdentityCredentials;
-  pair: PairCredentials;
-}
+import { parseCertificate, type CertInfo } from './x509';
 
 export interface Accepted {
   tls: TLSSocket;
@@ -39,18 +35,15 @@ export interface Acceptor {
 
 export function createAcceptor(policy: TlsConfig, creds: Credentials, defaultLog: Logger, interfaceVersion: string): Acceptor {
   const servers = new ServerCache(creds, policy);
-  const tls13Allowed = policy.maxVersion === 'TLSv1.3';
-  const choose: Chooser<Served> = (hello: HelloInfo | undefined) => {
+  const choose: Chooser<IdentityCredentials> = (hello: HelloInfo | undefined) => {
     const c = chooseIdentity(creds.identities, hello?.serverName, policy.strictSni);
     if (c.kind === 'refused') return { refused: c.why };
-    const pair = choosePair(c.identity.pairs, (p) => p.leaf.publicKey, hello, tls13Allowed);
-    return { server: servers.get(pair, c.identity.name), chosen: { identity: c.identity, pair } };
+    return { server: servers.get(c.identity), chosen: c.identity };
   };
   // Ready before the client's hello: OpenSSL loaded, the likely context built.
   let broken: string | undefined;
   try {
-    const first = creds.identities.find((i) => i.name === undefined) ?? creds.identities[0]!;
-    servers.get(first.pairs[0]!, first.name);
+    servers.get(creds.identities.find((i) => i.name === undefined) ?? creds.identities[0]!);
   } catch (err) {
     broken = `TLS policy rejected by OpenSSL: ${(err as Error).message}`;
   }
@@ -79,10 +72,10 @@ export function createAcceptor(policy: TlsConfig, creds: Credentials, defaultLog
         throw new Error(`client certificate refused: ${verdict.verify === 'NONE' ? 'the client sent none' : verdict.verify.slice(7)}`);
       }
     }
-    const sni = tls.servername;
+    const sni = serverName(tls, done.hello);
     const subject = peer?.info.subject.find((n) => n.type === '2.5.4.3')?.value;
     log.info(
-      `TLS started: ${tls.getProtocol()} ${tls.getCipher().name}${typeof sni === 'string' ? ` sni=${sni}` : ''}` +
+      `TLS started: ${tls.getProtocol()} ${tls.getCipher().name}${sni !== undefined ? ` sni=${sni}` : ''}` +
         `${typeof tls.alpnProtocol === 'string' ? ` alpn=${tls.alpnProtocol}` : ''}` +
         `${tls.isSessionReused() ? ' resumed' : ''}` +
         `${verdict !== undefined ? ` client-cert=${verdict.verify}${subject !== undefined ? ` cn=${JSON.stringify(subject)}` : ''}` : ''}`,
@@ -90,9 +83,10 @@ export function createAcceptor(policy: TlsConfig, creds: Credentials, defaultLog
     return { tls, vars: () => collectVars(tls, done, peer, verdict) };
   }
 
-  function collectVars(tls: TLSSocket, done: Handshaken<Served>, peer: PeerCertificate | undefined, verdict: Verdict | undefined): Vars {
+  function collectVars(tls: TLSSocket, done: Handshaken<IdentityCredentials>, peer: PeerCertificate | undefined, verdict: Verdict | undefined): Vars {
     const protocol = tls.getProtocol() ?? 'unknown';
-    const sni = tls.servername;
+    const sni = serverName(tls, done.hello);
+    const server = certificateSent(tls, done.chosen.pairs);
     return sessionVars({
       protocol,
       cipher: tls.getCipher().name,
@@ -100,8 +94,8 @@ export function createAcceptor(policy: TlsConfig, creds: Credentials, defaultLog
       resumed: tls.isSessionReused(),
       // OpenSSL does not apply the extension to TLS 1.3, where renegotiation does not exist.
       secureRenegotiation: protocol !== 'TLSv1.3' && done.hello?.renegotiationInfo === true,
-      ...(typeof sni === 'string' ? { sni } : {}),
-      server: done.chosen.pair.leaf,
+      ...(sni !== undefined ? { sni } : {}),
+      ...(server !== undefined ? { server } : {}),
       interfaceVersion,
       libraryVersion: `OpenSSL/${process.versions.openssl}`,
       ...(typeof tls.alpnProtocol === 'string' ? { alpn: tls.alpnProtocol } : {}),
@@ -114,6 +108,30 @@ export function createAcceptor(policy: TlsConfig, creds: Credentials, defaultLog
   }
 
   return { broken, accept };
+}
+
+/**
+ * The server name the client asked for. OpenSSL's answer first; after a TLS 1.2 resumption
+ * OpenSSL 3.0 (Node 20) has none, since Node does not acknowledge the name into the session:
+ * then the name from this handshake's hello, which chose the same server name's context
+ * (a session resumes only in the context it was made in).
+ */
+function serverName(tls: TLSSocket, hello: HelloInfo | undefined): string | undefined {
+  const s: unknown = tls.servername;
+  if (typeof s === 'string' && s !== '') return s;
+  return hello?.serverName !== undefined && hello.serverName !== '' ? hello.serverName : undefined;
+}
+
+/**
+ * The certificate OpenSSL sent, as the TLS socket reports it. A resumed handshake sends
+ * none, and OpenSSL then reports the context's last one: only a name with a single
+ * certificate says which one the session was made with.
+ */
+function certificateSent(tls: TLSSocket, pairs: readonly PairCredentials[]): CertInfo | undefined {
+  if (tls.isSessionReused()) return pairs.length === 1 ? pairs[0]!.leaf : undefined;
+  const raw = (tls.getCertificate() as { raw?: Buffer } | null)?.raw;
+  if (raw === undefined) return undefined;
+  return pairs.find((p) => p.leafDer.equals(raw))?.leaf ?? parseCertificate(raw);
 }
 
 /** Node's verdict; tls.Server sets it, the types do not know it is there before 'secure'. */

@@ -1,7 +1,7 @@
-// A look at the client's first TLS record before OpenSSL gets it: for what Node does not
-// expose (whether the client offered secure renegotiation), for choosing the certificate
-// (server name, signature algorithms), and for a clear log line when the client does not
-// speak TLS at all. Pure.
+// A look at the client's first TLS record before OpenSSL gets it: the server name, to hand
+// the connection to that name's context; what Node does not expose (whether the client
+// offered secure renegotiation); and for the log, a clear line when the client does not
+// speak TLS at all, and the versions a refused client offered. Pure.
 
 export type Hello =
   | { kind: 'need-more' }
@@ -13,9 +13,6 @@ export type Hello =
 export interface HelloInfo {
   renegotiationInfo: boolean;
   serverName?: string;
-  cipherSuites: number[];
-  /** signature_algorithms; absent when the client sent none (then TLS 1.2 means RSA with SHA-1). */
-  sigAlgs?: number[];
   /** supported_versions; absent from clients that know nothing past TLS 1.2. */
   versions?: number[];
   /** ClientHello.client_version: the highest a client without supported_versions speaks. */
@@ -27,7 +24,6 @@ const HANDSHAKE = 0x16;
 const CLIENT_HELLO = 0x01;
 const EXT_SERVER_NAME = 0x0000;
 const EXT_RENEGOTIATION_INFO = 0xff01;
-const EXT_SIGNATURE_ALGORITHMS = 0x000d;
 const EXT_SUPPORTED_VERSIONS = 0x002b;
 const SCSV = 0x00ff;
 
@@ -63,9 +59,8 @@ function parseHello(rec: Buffer): Hello {
   let p = 4 + 2 + 32;
   p += 1 + rec[p]!; // session id
   const suitesLen = rec.readUInt16BE(p);
-  const out: HelloInfo & { kind: 'hello' } = { kind: 'hello', renegotiationInfo: false, cipherSuites: [], clientVersion };
-  for (let i = p + 2; i < p + 2 + suitesLen; i += 2) out.cipherSuites.push(rec.readUInt16BE(i));
-  if (out.cipherSuites.includes(SCSV)) out.renegotiationInfo = true;
+  const out: HelloInfo & { kind: 'hello' } = { kind: 'hello', renegotiationInfo: false, clientVersion };
+  for (let i = p + 2; i < p + 2 + suitesLen; i += 2) if (rec.readUInt16BE(i) === SCSV) out.renegotiationInfo = true;
   p += 2 + suitesLen;
   p += 1 + rec[p]!; // compression methods
   const end = 4 + bodyLen;
@@ -80,7 +75,6 @@ function parseHello(rec: Buffer): Hello {
       if (type === EXT_SERVER_NAME && data.length >= 5 && data[2] === 0) {
         out.serverName = data.subarray(5, 5 + data.readUInt16BE(3)).toString('latin1');
       }
-      if (type === EXT_SIGNATURE_ALGORITHMS && data.length >= 2) out.sigAlgs = u16List(data.subarray(2, 2 + data.readUInt16BE(0)));
       if (type === EXT_SUPPORTED_VERSIONS && data.length >= 1) out.versions = u16List(data.subarray(1, 1 + data[0]!));
       p += 4 + len;
     }

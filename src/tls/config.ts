@@ -112,8 +112,10 @@ function pairs(what: string, certs: string[], keys: string[] | undefined, ocsp: 
   if (keyList.length !== certs.length) {
     return `${what}: ${certs.length} certificate file(s) but ${keyList.length} key file(s)`;
   }
-  if (ocsp !== undefined && ocsp.length !== certs.length) {
-    return `${what}: ${certs.length} certificate file(s) but ${ocsp.length} OCSP file(s)`;
+  // Node asks for the stapled response before OpenSSL picks among several certificates:
+  // it could staple one certificate's response to another.
+  if (ocsp !== undefined && certs.length > 1) {
+    return `${what.replace('CERTFILE', 'OCSPFILE')}: stapling needs a single certificate for the name, not ${certs.length}`;
   }
   return certs.map((certFile, i) => {
     const p: KeyPair = { certFile, keyFile: keyList[i]! };

@@ -179,11 +179,28 @@ export function readTrust(c: Pick<TlsConfig, 'caFile' | 'caDir' | 'clientCaFile'
   if (crl.length > 0) out.crl = crl.map((b) => b.pem);
 }
 
+/**
+ * OpenSSL holds one certificate per key type in a context (all EC curves share one): a
+ * second of the same type would silently replace the first. Returns the two files at fault.
+ */
+export function sameKeyType(pairs: ReadonlyArray<{ leaf: Pick<CertInfo, 'publicKey' | 'keyAlg'> }>): [number, number] | undefined {
+  for (let j = 1; j < pairs.length; j++) {
+    const i = pairs.findIndex((p) => p.leaf.publicKey.algorithm === pairs[j]!.leaf.publicKey.algorithm);
+    if (i < j) return [i, j];
+  }
+  return undefined;
+}
+
 export function readCredentials(c: TlsConfig): Credentials {
   const cache = new Map<string, Buffer>();
   const out: Credentials = {
     identities: c.identities.map((id) => {
       const ic: IdentityCredentials = { pairs: id.pairs.map((p) => readPair(id, p, cache)) };
+      const twice = sameKeyType(ic.pairs);
+      if (twice !== undefined) {
+        const [a, b] = twice.map((n) => id.pairs[n]!.certFile);
+        throw new CredentialsError(`${names(id).cert}: ${a} and ${b} have the same key type (${ic.pairs[twice[0]]!.leaf.keyAlg}); give one certificate per key type`);
+      }
       if (id.name !== undefined) ic.name = id.name;
       return ic;
     }),

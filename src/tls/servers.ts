@@ -1,16 +1,18 @@
-// One tls.Server per certificate/key pair, never listening: the helper hands it the one
+// One tls.Server per server name (identity), never listening: the helper hands it the one
 // client connection. A Server rather than a bare TLSSocket because Node offers OCSP
-// stapling, ticket keys and the client certificate verdict only through it.
+// stapling, ticket keys and the client certificate verdict only through it. The name's
+// certificates (one per key type) all go into its one context: OpenSSL picks the one the
+// client can use, from everything the client offered (suites, signature algorithms, groups).
 import { constants, createHash } from 'node:crypto';
 import { createServer, type Server, type TlsOptions } from 'node:tls';
-import type { Credentials, PairCredentials } from './credentials';
+import type { Credentials, IdentityCredentials } from './credentials';
 import type { TlsConfig } from './config';
 import { defaultGroups } from './groups';
 
-export function serverOptions(pair: PairCredentials, creds: Credentials, c: TlsConfig, contextId: string): TlsOptions {
+export function serverOptions(identity: IdentityCredentials, creds: Credentials, c: TlsConfig, contextId: string): TlsOptions {
   const o: TlsOptions = {
-    cert: pair.cert,
-    key: pair.key,
+    cert: identity.pairs.map((p) => p.cert),
+    key: identity.pairs.map((p) => p.key),
     minVersion: c.minVersion,
     maxVersion: c.maxVersion,
     // Node takes the TLS 1.3 suites in the same string and sorts them out.
@@ -44,23 +46,25 @@ export function serverOptions(pair: PairCredentials, creds: Credentials, c: TlsC
   return o;
 }
 
-/** Builds each pair's server once, when first needed. */
+/** Builds each identity's server once, when first needed. */
 export class ServerCache {
-  private readonly built = new Map<PairCredentials, Server>();
+  private readonly built = new Map<IdentityCredentials, Server>();
 
   constructor(
     private readonly creds: Credentials,
     private readonly config: TlsConfig,
   ) {}
 
-  get(pair: PairCredentials, identityName: string | undefined): Server {
-    let s = this.built.get(pair);
+  get(identity: IdentityCredentials): Server {
+    let s = this.built.get(identity);
     if (s === undefined) {
-      const id = `${identityName ?? ''}\0${this.config.clientCert}\0${this.config.caFile ?? ''}\0${this.config.caDir ?? ''}`;
-      s = createServer(serverOptions(pair, this.creds, this.config, id));
-      const ocsp = pair.ocsp;
+      const id = `${identity.name ?? ''}\0${this.config.clientCert}\0${this.config.caFile ?? ''}\0${this.config.caDir ?? ''}`;
+      s = createServer(serverOptions(identity, this.creds, this.config, id));
+      // Node asks for the response before OpenSSL picks the certificate, so a name with
+      // OCSP has a single pair (see credentials).
+      const ocsp = identity.pairs[0]?.ocsp;
       if (ocsp !== undefined) s.on('OCSPRequest', (_cert, _issuer, done: (e: Error | null, r?: Buffer) => void) => done(null, ocsp));
-      this.built.set(pair, s);
+      this.built.set(identity, s);
     }
     return s;
   }
