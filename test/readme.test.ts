@@ -41,7 +41,7 @@ async function place(t: Test): Promise<Place> {
 function here(p: Place, command: string): string {
   let c = command.replaceAll('/etc/ssl/private/', `${p.dir}/`).replaceAll('/etc/ssl/', `${p.dir}/`);
   for (const [port, local] of Object.entries(p.ports)) {
-    c = c.replace(new RegExp(`tcpserver (-\\S+ )*0 ${port} `), (m) => m.replace(` 0 ${port} `, ` 127.0.0.1 ${local} `));
+    c = c.replace(new RegExp(`(tcpserver|ucspi-tls-server) (-\\S+ )*0 ${port} `), (m) => m.replace(` 0 ${port} `, ` 127.0.0.1 ${local} `));
     c = c.replaceAll(`127.0.0.1:${port}`, `127.0.0.1:${local}`).replaceAll(`127.0.0.1 ${port} `, `127.0.0.1 ${local} `);
   }
   return c;
@@ -160,6 +160,23 @@ const runners: Record<string, Runner> = {
     t.match(r.out, /=== TLS started with cipher TLSv1\.3:/);
     t.match(r.out, /<~ {2}250 Received \d+ bytes/, 'mailfront (with accept) takes the message');
     t.match(await srv.output(/TLS ended/), /^ucspi-tls-wrap: pid \d+: TLS started: TLSv1\.3 /m);
+    await stopped(t, srv);
+  },
+  'Quick start/The resident server: `ucspi-tls-server`': async (t, commands) => {
+    const p = await place(t);
+    const quick = shellBlocks(README).find((b) => b.section === 'Quick start' && b.subsection === undefined)!;
+    await run('sh', ['-c', here(p, commandsOf(quick.code)[1]!)], { PATH });
+    expectCommands(t, commands, [/^CERTFILE=\S+ KEYFILE=\S+ UCSPITLS=1 ucspi-tls-server -v 0 587 .* &$/, /^swaks --tls /]);
+    t.notMatch(here(p, commands[0]!), / 0 587 /, 'the server on this test\'s port');
+    const srv = await background(t, here(p, commands[0]!), p.ports['587']!);
+    const r = await run('sh', ['-c', here(p, commands[1]!)], { PATH });
+    t.equal(r.status, 0, `swaks: ${r.err}`);
+    t.match(r.out, /-> STARTTLS\n<- {2}220 /, 'STARTTLS offered and taken');
+    t.match(r.out, /<~ {2}250 Received \d+ bytes/, 'swaks ends with 250 Received … bytes');
+    const log = await srv.output(/: end: /);
+    const end = /^ucspi-tls-server: pid (\d+): end: exit 0, tls, \d+ bytes to client, \d+ bytes to app, [\d.]+ s$/m.exec(log);
+    t.ok(end, `the end line the README promises: ${log}`);
+    t.match(log, new RegExp(`^ucspi-tls-server: pid ${end?.[1] ?? 'none'}: start: `, 'm'), 'a start line for the same pid');
     await stopped(t, srv);
   },
   'Quick start/The client side: `ucspi-tls-client`': async (t, commands) => {
