@@ -285,7 +285,7 @@ t.test('bad input: one line and a defined status, before listening', async (t) =
   // Workers of a server that failed would be orphans (parent 1) running our worker entry.
   const orphans = spawnSync('ps', ['-eo', 'ppid=,args='], { encoding: 'utf8' })
     .stdout.split('\n')
-    .filter((l) => /^\s*1\s/.test(l) && l.includes(join(ROOT, 'build', 'ucspi-tls-server-worker')));
+    .filter((l) => /^\s*1\s/.test(l) && / - ucspi-tls-server-worker$/.test(l));
   t.same(orphans, [], 'no worker left behind');
 });
 

@@ -1,5 +1,7 @@
 // The TLS workers: forked as TLS_UID, given the setup, restarted when one dies, chosen in turn.
 import { fork, type ChildProcess } from 'node:child_process';
+import { closeSync, openSync } from 'node:fs';
+import { basename } from 'node:path';
 import type { Ids } from '../process/ids';
 import type { FromWorker, ToWorker, WorkerSetup } from './protocol';
 
@@ -48,11 +50,17 @@ export class Pool {
   private fork(index: number): Promise<WorkerSlot> {
     return new Promise((resolve, reject) => {
       let child: ChildProcess;
+      let code: number | undefined;
       try {
-        child = fork(this.file, [], {
+        // The worker's code comes on its stdin (`node -`), opened here by the launcher: a
+        // worker as TLS_UID then needs no right to the install tree's files or folders, and
+        // its own file descriptor, since each reader moves the file's offset to the end.
+        code = openSync(this.file, 'r');
+        // Its one argument names it in ps(1): `node - ucspi-tls-server-worker`.
+        child = fork('-', [basename(this.file, '.js')], {
           // Buffers in the credentials pass as Buffers.
           serialization: 'advanced',
-          stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
+          stdio: [code, 'ignore', 'inherit', 'ipc'],
           execArgv: [],
           // The worker needs nothing of the launcher's environment or directory.
           env: {},
@@ -61,6 +69,8 @@ export class Pool {
         });
       } catch (e) {
         return reject(new Error(`cannot start a TLS worker: ${(e as Error).message}`));
+      } finally {
+        if (code !== undefined) closeSync(code);
       }
       const slot: WorkerSlot = { index, pid: child.pid ?? 0, child, ready: false, conns: new Set(), startedAt: Date.now() };
       this.slots[index - 1] = slot;
