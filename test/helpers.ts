@@ -327,6 +327,8 @@ export class Lines {
 }
 
 export interface StartTlsOptions {
+  /** 127.0.0.1 unless given. */
+  host?: string;
   servername?: string;
   /** Half-open: the client may end its side and keep reading. */
   allowHalfOpen?: boolean;
@@ -337,7 +339,7 @@ export interface StartTlsOptions {
 
 /** Node's tls as the client: banner, EHLO, STARTTLS, handshake. */
 export async function startTls(port: number, o: StartTlsOptions = {}): Promise<TLSSocket> {
-  const sock = connect({ port, host: '127.0.0.1', allowHalfOpen: o.allowHalfOpen ?? false });
+  const sock = connect({ port, host: o.host ?? '127.0.0.1', allowHalfOpen: o.allowHalfOpen ?? false });
   const lines = new Lines(sock);
   await lines.reply('220');
   sock.write('EHLO client.test\r\n');

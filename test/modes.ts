@@ -3,6 +3,7 @@
 // mode differs in (who logs what, where the app's status shows) is answered here.
 import type { Test } from 'tap';
 import { spawnSync, type SpawnSyncReturns } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import {
   APP, baseEnv, freePort, HELPER, Launcher, makeCert, SERVER, ServerLauncher, sleep, tcpserver, tempDir, ucspiTlsServer,
   type Certs,
@@ -20,10 +21,15 @@ export interface Served {
   appStatus(nth?: number): Promise<number>;
   /** Stop the launcher as an operator does; assert that nothing of the case is left running. */
   finish(t: Test): Promise<void>;
+  /** The processes that run TLS for this app: its helper (its parent), or the server's workers. */
+  tlsPids(app: number): number[];
 }
 
 export interface ServeOptions {
   app?: string[];
+  /** The report folder and certificate, when the case made them itself. */
+  dir?: string;
+  certs?: Certs;
   /** Words before the launcher's own (a shell that opens fds first). */
   prefix?: string[];
 }
@@ -40,6 +46,10 @@ export interface Mode {
   runAlone(flags: string[], app: string[], env: NodeJS.ProcessEnv): Promise<SpawnSyncReturns<string>>;
   /** The log line that tells how the app ended (an exit code or a signal's name). */
   appEnded(how: number | NodeJS.Signals): RegExp;
+}
+
+function parentOf(pid: number): number {
+  return Number(/^PPid:\s+(\d+)$/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))![1]);
 }
 
 /** tcpserver's `end PID status S` lines carry a wait status. */
@@ -62,8 +72,8 @@ export const HELPER_MODE: Mode = {
   conn: 'ucspi-tls-wrap: pid \\d+: ',
   fatal: 'ucspi-tls-wrap: (pid \\d+: )?fatal: ',
   async serve(t, env, flags, o = {}) {
-    const dir = tempDir(t);
-    const certs = makeCert(dir);
+    const dir = o.dir ?? tempDir(t);
+    const certs = o.certs ?? makeCert(dir);
     const port = await freePort();
     const srv = await tcpserver(port, baseEnv(certs, { REPORT: dir, ...env }), [HELPER, ...flags, ...(o.app ?? [APP])], o.prefix);
     t.teardown(() => srv.stop());
@@ -85,6 +95,7 @@ export const HELPER_MODE: Mode = {
         await appsGone(t, dir, srv.pid);
         await srv.stop();
       },
+      tlsPids: (app) => [parentOf(app)],
     };
   },
   async runAlone(flags, app, env) {
@@ -99,8 +110,8 @@ export const SERVER_MODE: Mode = {
   conn: 'ucspi-tls-server: pid \\d+: ',
   fatal: 'ucspi-tls-server: fatal: ',
   async serve(t, env, flags, o = {}) {
-    const dir = tempDir(t);
-    const certs = makeCert(dir);
+    const dir = o.dir ?? tempDir(t);
+    const certs = o.certs ?? makeCert(dir);
     const port = await freePort();
     const srv = await ucspiTlsServer(t, port, baseEnv(certs, { REPORT: dir, ...env }), flags, o.app ?? [APP], { prefix: o.prefix });
     t.teardown(() => killLeftovers(dir, srv.pid));
@@ -112,6 +123,7 @@ export const SERVER_MODE: Mode = {
         await stopServer(t, srv);
         await appsGone(t, dir, srv.pid);
       },
+      tlsPids: () => srv.workers(),
     };
   },
   async runAlone(flags, app, env) {
