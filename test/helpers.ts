@@ -141,6 +141,13 @@ export async function tcpserver(port: number, env: NodeJS.ProcessEnv, cmd: strin
 
 export const SERVER = join(ROOT, 'bin', 'ucspi-tls-server');
 
+/**
+ * The test runner hooks every Node it starts through NODE_OPTIONS, and the hook writes into
+ * the checkout at exit: a server's workers, run as nobody, cannot. The server runs as an
+ * operator runs it, without the runner's hooks.
+ */
+export const WITHOUT_TEST_HOOKS = ['env', '-u', 'NODE_OPTIONS'];
+
 /** One `end:` line of ucspi-tls-server: how a connection's app ended and what was relayed. */
 export interface ServerEnd {
   /** The app's pid, which names the connection in the log. */
@@ -268,7 +275,7 @@ export async function ucspiTlsServer(
   port: number, env: NodeJS.ProcessEnv, flags: string[], app: string[], o: ServerOptions = {},
 ): Promise<ServerLauncher> {
   const host = o.host ?? '127.0.0.1';
-  const argv = [SERVER, ...flags, host, String(port), ...app];
+  const argv = [...WITHOUT_TEST_HOOKS, SERVER, ...flags, host, String(port), ...app];
   const [cmd, ...args] = [...(o.prefix ?? []), ...argv] as [string, ...string[]];
   const l = new ServerLauncher(cmd, args, env);
   t.teardown(() => l.stop());
