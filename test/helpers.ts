@@ -62,6 +62,15 @@ export function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
 }
 
+/** A promise that rejects after `ms`: a stuck step fails its test instead of hanging the run. */
+export function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const limit = new Promise<never>((_, rej) => {
+    timer = setTimeout(() => rej(new Error(`${what}: nothing after ${ms} ms`)), ms);
+  });
+  return Promise.race([p, limit]).finally(() => clearTimeout(timer));
+}
+
 /** A launcher process (tcpserver, systemd-socket-activate, xinetd, socat) serving on 127.0.0.1. */
 export class Launcher {
   out = '';
