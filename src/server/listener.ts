@@ -10,7 +10,7 @@ import { listeningHandle } from './handles';
 
 export type Target = { host: string; port: number } | { fd: number };
 
-/** Asks for a second fd of a listening handle: `got` receives it, a raw handle. */
+/** Asks for a second fd of a listening handle: `got` receives it, a raw handle, or undefined when it will not come. */
 export type SpareFetcher = (handle: unknown, got: (spare: unknown) => void) => void;
 
 export class Listener {
@@ -47,6 +47,7 @@ export class Listener {
   /** Stop accepting (at once if the spare is here, else as soon as it comes). */
   pause(): void {
     this.wantPaused = true;
+    if (this.spare === undefined) this.getSpare();
     if (this.server !== null && this.spare !== undefined) {
       this.server.close();
       this.server = null;
@@ -87,6 +88,7 @@ export class Listener {
     this.fetching = true;
     this.fetchSpare(listeningHandle(this.server), (spare) => {
       this.fetching = false;
+      if (spare === undefined) return; // the worker died: asked again at the next pause
       this.spare = spare;
       if (this.closed) return this.dropSpare();
       if (this.wantPaused) this.pause();

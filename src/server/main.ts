@@ -92,7 +92,7 @@ class Launcher {
   /** Accepted while the listeners could not pause yet: started as connections end. */
   private readonly waiting: Socket[] = [];
   private readonly baseEnv: Record<string, string>;
-  private readonly spares = new Map<number, (spare: unknown) => void>();
+  private readonly spares = new Map<number, { worker: WorkerSlot; got: (spare: unknown) => void }>();
   private nextId = 1;
   private nextKey = 1;
   private active = 0;
@@ -163,16 +163,18 @@ class Launcher {
   /** A second fd of a listening socket, by way of a worker (see listener.ts). */
   private fetchSpare(handle: unknown, got: (spare: unknown) => void): void {
     const w = this.pool.pick();
-    if (w === undefined) return; // no worker now: the listener keeps accepting, the waiting list bounds it
+    if (w === undefined) return got(undefined); // asked again at the next pause
     const key = this.nextKey++;
-    this.spares.set(key, got);
+    this.spares.set(key, { worker: w, got });
     this.pool.send(w, { t: 'dup', key }, handle);
   }
 
   private onConnection(sock: Socket): void {
     if (this.stopping) return void sock.destroy();
     if (this.active >= this.config.concurrency) {
-      // The listeners are pausing; until then, the connection waits here, unread.
+      // The listeners could not pause yet: the connection waits here, unread, as it would
+      // in the listen queue; beyond the queue's length it is refused, as the kernel would.
+      if (this.waiting.length >= this.config.backlog) return void sock.destroy();
       this.waiting.push(sock);
       return;
     }
@@ -243,9 +245,9 @@ class Launcher {
 
   private onWorkerMessage(w: WorkerSlot, m: FromWorker, handle: unknown): void {
     if (m.t === 'dup') {
-      const got = this.spares.get(m.key);
+      const asked = this.spares.get(m.key);
       this.spares.delete(m.key);
-      if (got !== undefined) got(handle);
+      if (asked !== undefined) asked.got(handle);
       else (handle as { close(): void }).close();
       return;
     }
@@ -258,6 +260,11 @@ class Launcher {
 
   private onWorkerDied(w: WorkerSlot, code: number | null, signal: NodeJS.Signals | null): void {
     this.note(workerDiedLine(w.index, w.pid, code, signal, w.conns.size));
+    for (const [key, asked] of this.spares) {
+      if (asked.worker !== w) continue;
+      this.spares.delete(key);
+      asked.got(undefined);
+    }
     for (const id of w.conns) {
       const conn = this.conns.get(id);
       if (conn === undefined) continue;
