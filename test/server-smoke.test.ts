@@ -288,3 +288,21 @@ t.test('bad input: one line and a defined status, before listening', async (t) =
     .filter((l) => /^\s*1\s/.test(l) && l.includes(join(ROOT, 'build', 'ucspi-tls-server-worker')));
   t.same(orphans, [], 'no worker left behind');
 });
+
+t.test('50 handshakes at once on one worker: each session gets its own TLS socket and its first line', async (t) => {
+  const dir = tempDir(t);
+  const certs = makeCert(dir);
+  const { srv, port } = await serve(t, baseEnv(certs, { REPORT: dir, TLS_CMD: 'y' }), ['-w', '1', '-c', '100']);
+  const one = async (i: number): Promise<string> => {
+    const tls = await startTls(port);
+    const lines = new Lines(tls as unknown as Socket);
+    tls.write(`NOOP ${i}\r\n`); // likely in one segment with the client's Finished
+    const answer = await lines.line();
+    tls.destroy();
+    return answer;
+  };
+  const answers = await Promise.all(Array.from({ length: 50 }, (_, i) => one(i).catch((e: Error) => e.message)));
+  if (answers.some((a) => !a.startsWith('250'))) t.comment(srv.err);
+  t.same(answers, Array.from({ length: 50 }, (_, i) => `250 yes NOOP ${i}`), 'every client its own answer');
+  t.notMatch(srv.err, /handshake|died|worker lost/, 'no handshake failed');
+});

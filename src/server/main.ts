@@ -226,7 +226,12 @@ class Launcher {
     if (this.active >= this.config.concurrency) this.pauseAccepting();
     createLogger(2, this.config.verbosity, SERVER_PROGRAM, conn.pid).warn(startLine(remote, local, worker.index, this.active, this.config.concurrency));
 
-    for (const [fd, name] of channels) this.pool.send(worker, { t: 'channel', id: conn.id, pid: conn.pid, name }, pipes[fd]);
+    for (const [fd, name] of channels) {
+      this.pool.send(worker, { t: 'channel', id: conn.id, pid: conn.pid, name }, pipes[fd]);
+      // Gone to the worker: nothing here needs the socket object for the app's lifetime.
+      pipes[fd] = null;
+    }
+    if (this.config.implicit) Object.assign(child, { stdin: null, stdout: null });
     if (this.config.implicit) this.handOver(conn);
     child.once('exit', (code, signal) => {
       conn.ending = signal !== null ? { code: null, signal } : { code: code ?? 0, signal: null };

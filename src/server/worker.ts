@@ -80,6 +80,8 @@ function start(c: Conn): void {
     c.engine = startImplicitSession({ app: { toApp: ch.toApp, fromApp: ch.fromApp, vars: ch.vars }, log: c.log, hooks, handshake: () => handshake(c) });
   } else {
     if (ch.ctl === undefined || ch.toApp === undefined || ch.fromApp === undefined) return;
+    // Closed once TLS is up (or refused): an idle session keeps only what it relays with.
+    ch.ctl.once('close', () => delete ch.ctl);
     c.engine = startControl({ app: { ctl: ch.ctl, toApp: ch.toApp, fromApp: ch.fromApp }, log: c.log, hooks, peer: 'client', handshake: () => handshake(c) });
   }
 }
@@ -119,6 +121,7 @@ function onMessage(m: ToWorker, handle: unknown): void {
       if (c === undefined) return void s.destroy();
       client(c);
       c.deliver!(s);
+      delete c.deliver;
       return;
     }
     case 'no-client': {
@@ -126,6 +129,7 @@ function onMessage(m: ToWorker, handle: unknown): void {
       if (c === undefined) return;
       client(c);
       c.deliver!(new Error('handshake not started: the client connection is gone'));
+      delete c.deliver;
       return;
     }
     case 'exit': {
