@@ -217,12 +217,14 @@ export class ServerLauncher extends Launcher {
       }
     });
   }
+  // Not anchored at the start of a line: the apps share the server's fd 2, and an app's
+  // message written in pieces (GNU cat's 'cat: ' then the rest) may enclose a line of ours.
   starts(): ServerStart[] {
-    return [...this.err.matchAll(/^ucspi-tls-server: pid (\d+): start: \S+ port (\d+) -> \S+ port \d+, worker (\d+), \d+ of \d+$/gm)]
+    return [...this.err.matchAll(/ucspi-tls-server: pid (\d+): start: \S+ port (\d+) -> \S+ port \d+, worker (\d+), \d+ of \d+$/gm)]
       .map((m) => ({ pid: Number(m[1]), remotePort: Number(m[2]), worker: Number(m[3]) }));
   }
   ends(): ServerEnd[] {
-    const re = /^ucspi-tls-server: pid (\d+): end: (exit (\d+)|signal (SIG[A-Z0-9]+)), (tls|plaintext|worker lost), (\d+) bytes to client, (\d+) bytes to app, ([\d.]+) s$/gm;
+    const re = /ucspi-tls-server: pid (\d+): end: (exit (\d+)|signal (SIG[A-Z0-9]+)), (tls|plaintext|worker lost), (\d+) bytes to client, (\d+) bytes to app, ([\d.]+) s$/gm;
     return [...this.err.matchAll(re)].map((m) => ({
       pid: Number(m[1]),
       status: m[3] !== undefined ? Number(m[3]) : 128 + (osConstants.signals[m[4] as NodeJS.Signals] ?? 0),
