@@ -7,7 +7,7 @@ import { connect, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { connect as tlsConnect } from 'node:tls';
 import {
-  allGone, APP, appFds, baseEnv, HELPER, Lines, logged, makeCert, readReport, SERVER, sleep, tempDir,
+  allGone, APP, appFds, baseEnv, HELPER, Lines, logged, makeCert, readReport, replyVars, SERVER, sleep, startTls, tempDir,
 } from './helpers';
 import { closed } from './hostile';
 import { HELPER_MODE, MODES, type Mode, type Served } from './modes';
@@ -51,6 +51,34 @@ function rows(t: Test, mode: Mode): void {
     t.equal(await lines.line(), '221 bye');
     t.equal(await s.appStatus(), 0);
     t.match(s.log(), line('TLS started: TLSv1\\.3 \\S+( .*)?'));
+    tls.destroy();
+    await s.finish(t);
+  });
+
+  t.test('Y: handshake, the variables NUL-terminated then EOF; plaintext fd 0 was blocking; no secrets in the app', async (t) => {
+    const s = await setup(t);
+    const tls = await startTls(s.port, { servername: 'mail.example.test' });
+    const lines = new Lines(tls as unknown as Socket);
+    tls.write('NOOP\r\n');
+    t.equal(await lines.line(), '250 yes NOOP');
+    const raw = readFileSync(join(s.dir, 'reply'));
+    t.equal(raw.subarray(-2).toString('hex'), '0000', 'VAR=val\\0 ... \\0: the reply ends with two NULs (then EOF: the app read on to it)');
+    const v = replyVars(raw);
+    t.equal(v.get('SSL_PROTOCOL'), tls.getProtocol());
+    t.equal(v.get('SSL_CIPHER'), tls.getCipher().name);
+    t.equal(v.get('SSL_TLS_SNI'), 'mail.example.test');
+    t.equal(v.get('SSL_SERVER_S_DN_CN'), 'mail.example.test');
+    t.equal(v.get('SSL_VERSION_INTERFACE'), `${mode.program}/${VERSION}`);
+    t.same(appFds(s.dir), ['0', '1', '2', '3', '4', '5'], 'exactly fds 0-5');
+    t.equal(parseInt(readReport(s.dir, 'fd0-flags'), 8) & O_NONBLOCK, 0, 'fd 0 blocking in plaintext');
+    const env = readReport(s.dir, 'env');
+    t.match(env, /^SSLCTLFD=3$/m);
+    t.match(env, /^SSLREADFD=4$/m);
+    t.match(env, /^SSLWRITEFD=5$/m);
+    t.notMatch(env, /^(CERTFILE|KEYFILE)=/m, 'no TLS configuration in the app environment');
+    tls.write('QUIT\r\n');
+    t.equal(await lines.line(), '221 bye');
+    t.equal(await s.appStatus(), 0);
     tls.destroy();
     await s.finish(t);
   });
