@@ -97,6 +97,7 @@ class Launcher {
   private nextKey = 1;
   private active = 0;
   private stopping = false;
+  private exiting = false;
 
   constructor(
     private readonly config: ServerConfig,
@@ -319,8 +320,6 @@ class Launcher {
     this.note(`${signal}: no longer accepting; SIGTERM sent to ${sent} app(s)`);
     if (this.active === 0) void this.exit();
   }
-
-  private exiting = false;
 
   private async exit(): Promise<void> {
     if (this.exiting) return;

@@ -103,8 +103,14 @@ export class Pool {
     return undefined;
   }
 
+  /** A handle that cannot go (the worker is gone) is closed here: nobody else would. */
   send(w: WorkerSlot, m: ToWorker, handle?: unknown): void {
-    if (!w.child.connected) return;
+    if (!w.child.connected) {
+      const h = handle as { destroy?(): void; close?(): void } | undefined;
+      if (h?.destroy !== undefined) h.destroy();
+      else h?.close?.();
+      return;
+    }
     // Raw handles are what Node's IPC passes; its types know only sockets and servers.
     w.child.send(m, handle as undefined, {}, () => {});
   }
