@@ -11,7 +11,7 @@ import {
   waitFor, within,
 } from './helpers';
 import { stopServer } from './modes';
-import { privateBytes, processesOf } from './hostile';
+import { childrenOf, fdCount, privateBytes, processesOf } from './hostile';
 
 const IDLE = 1000;
 
@@ -22,6 +22,7 @@ t.test(`${IDLE} idle TLS connections held at once, then every one answered`, asy
   const srv = await ucspiTlsServer(t, port, baseEnv(makeCert(dir), { REPORT: dir, REPORT_EACH: '1', TLS_CMD: 'y' }),
     ['-c', String(IDLE + 100), '-b', '1024', '-w', '2'], [APP], { prefix: ['prlimit', '--nofile=16384:16384'] });
   const idleBytes = [srv.pid, ...srv.workers()].reduce((n, p) => n + privateBytes(p), 0);
+  const fdsBefore = [srv.pid, ...srv.workers()].map(fdCount);
 
   const conns: Array<{ tls: TLSSocket; lines: Lines }> = [];
   const errors: string[] = [];
@@ -82,6 +83,15 @@ t.test(`${IDLE} idle TLS connections held at once, then every one answered`, asy
   const ends = srv.ends();
   t.equal(ends.filter((e) => e.status === 0 && e.session === 'tls').length, IDLE, 'and ended with exit 0 after TLS');
   t.notMatch(srv.err, /worker \d+ \(pid \d+\) died/, 'no worker died');
+  // Every app reaped, every fd of every connection closed again, in the launcher and the workers.
+  const after = srv.workers();
+  t.same(childrenOf(srv.pid).filter((p) => !after.includes(p)), [], 'no app (nor a zombie of one) left under the launcher');
+  let fdsAfter = [srv.pid, ...after].map(fdCount);
+  for (let i = 0; i < 100 && fdsAfter.some((n, k) => n > fdsBefore[k]!); i++) {
+    await sleep(50);
+    fdsAfter = [srv.pid, ...after].map(fdCount);
+  }
+  t.same(fdsAfter, fdsBefore, `the launcher and each worker hold as many fds as before the ${IDLE + 1} connections`);
   await stopServer(t, srv);
 });
 
