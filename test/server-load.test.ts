@@ -152,6 +152,8 @@ t.test('a worker killed with SIGKILL mid-transfer: only its sessions end; the re
       mine++;
       t.equal(end.session, 'worker lost', `connection ${s.client} (worker ${index}): its end line says the worker was lost`);
       t.not(got.bytes, BYTES, `connection ${s.client}: its client did not get a whole answer`);
+      t.match(await waitFor(join(report, 'sink.sha')), /^[0-9a-f]{64}\n$/, `connection ${s.client}: its app saw EOF on SSLREADFD`);
+      t.equal(end.status, 0, 'and went on to its end');
     } else {
       others++;
       t.equal((await waitFor(join(report, 'sink.sha'))).trim(), s.sent, `connection ${s.client} (worker ${start.worker}): client -> app byte-exact`);
@@ -161,6 +163,8 @@ t.test('a worker killed with SIGKILL mid-transfer: only its sessions end; the re
   }
   t.ok(mine > 0 && others > 0, `sessions on both workers (${mine} on the killed one, ${others} on the other)`);
   t.equal(lost, mine, 'the crash line counts exactly the sessions of that worker');
+  // Each of those apps then wrote its answer (cat) into SSLWRITEFD: EPIPE.
+  t.ok([...srv.err.matchAll(/write error: Broken pipe/g)].length >= mine, 'their apps got EPIPE on SSLWRITEFD');
 
   const after = srv.workers();
   t.equal(after.length, 2, 'two workers again');
