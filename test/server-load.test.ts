@@ -163,8 +163,9 @@ t.test('a worker killed with SIGKILL mid-transfer: only its sessions end; the re
   }
   t.ok(mine > 0 && others > 0, `sessions on both workers (${mine} on the killed one, ${others} on the other)`);
   t.equal(lost, mine, 'the crash line counts exactly the sessions of that worker');
-  // Each of those apps then wrote its answer (cat) into SSLWRITEFD: EPIPE.
-  t.ok([...srv.err.matchAll(/write error: Broken pipe/g)].length >= mine, 'their apps got EPIPE on SSLWRITEFD');
+  // Each of those apps then wrote its answer (cat) into SSLWRITEFD: EPIPE. cat writes its
+  // message in pieces, which the server's lines may split; the strerror part stays whole.
+  t.ok([...srv.err.matchAll(/Broken pipe/g)].length >= mine, 'their apps got EPIPE on SSLWRITEFD');
 
   const after = srv.workers();
   t.equal(after.length, 2, 'two workers again');
