@@ -8,7 +8,9 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { chmodSync, cpSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { freePort, Launcher, makeCert, ROOT, run, sleep, tempDir } from './helpers';
+import { hostname } from 'node:os';
+import { alive, allGone, freePort, Launcher, makeCert, ROOT, run, ServerLauncher, sleep, tempDir, treeOf, uidsOf, WITHOUT_TEST_HOOKS } from './helpers';
+import { stopServer } from './modes';
 import { commandsOf, shellBlocks } from './readme';
 import { parseEnvironmentFile, parseUnit, unitValues } from './unit-file';
 
@@ -165,6 +167,83 @@ for (const name of ['submission', 'smtps'] as const) {
     t.match(log, /tcpserver: end \d+ status 0$/m, 'the connection ended with status 0');
   });
 }
+
+
+// The resident server's examples (examples/server/): one server for every connection.
+
+t.test('systemd: server/submission.socket (Accept=no) + submission.service through systemd-socket-activate', async (t) => {
+  const s = await site(t);
+  const dir = join(EXAMPLES, 'server', 'systemd');
+  const socket = parseUnit(readFileSync(join(dir, 'submission.socket'), 'utf8'));
+  const service = parseUnit(readFileSync(join(dir, 'submission.service'), 'utf8'));
+  t.same(unitValues(socket, 'Socket', 'ListenStream'), ['587']);
+  t.same(unitValues(socket, 'Socket', 'Accept'), ['no'], 'one server for every connection: the listening socket is handed over');
+  t.same(unitValues(service, 'Service', 'KillMode'), ['mixed'], 'SIGTERM to the server alone; it ends its apps');
+
+  const env: Record<string, string> = { PATH: localize(s, '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin') };
+  const [envFile] = unitValues(service, 'Service', 'EnvironmentFile');
+  t.equal(envFile, '/etc/ucspi-tls-wrap/submission.env');
+  Object.assign(env, parseEnvironmentFile(localize(s, readFileSync(join(dir, 'submission.env'), 'utf8'))));
+  for (const line of unitValues(service, 'Service', 'Environment')) Object.assign(env, parseEnvironmentFile(line));
+  for (const k of ['CERTFILE', 'KEYFILE', 'UID', 'GID', 'TLS_UID', 'TLS_GID', 'UCSPITLS', 'QUEUEDIR']) t.ok(k in env, `the unit sets ${k}`);
+  const [execStart] = unitValues(service, 'Service', 'ExecStart');
+  // %H is systemd's specifier for the host name.
+  const argv = localize(s, execStart!).replaceAll('%H', hostname()).split(/\s+/);
+  t.equal(argv[0], `${s.prefix}/bin/ucspi-tls-server`);
+
+  const port = await freePort();
+  const l = new ServerLauncher('systemd-socket-activate', [
+    '-l', `127.0.0.1:${port}`, ...Object.entries(env).flatMap(([k, v]) => ['-E', `${k}=${v}`]), ...argv,
+  ], {});
+  t.teardown(() => l.stop());
+  await l.ready(port);
+  await deliver(t, s, port, '--tls');
+  const journal = await until(() => l.err, /ucspi-tls-server: pid \d+: end: /);
+  t.match(journal, /^ucspi-tls-server: listening on 127\.0\.0\.1 port \d+, \d+ workers, at most 100 connections$/m, 'the socket from systemd, -c 100');
+  t.match(journal, /^ucspi-tls-server: pid \d+: TLS started: TLSv1\.3 /m, 'the server logs to the journal');
+  t.match(journal, /mailfront\[\d+\]: RCPT TO:<bob@example\.test>/);
+  t.match(journal, /^ucspi-tls-server: pid \d+: end: exit 0, tls, /m);
+  for (const w of l.workers()) t.equal(uidsOf(w), '1 1 1', `worker ${w} runs as the unit's TLS_UID`);
+  await stopServer(t, l);
+});
+
+t.test('runit: examples/server/runit/submission under runsv, logged by svlogd', async (t) => {
+  const s = await site(t);
+  const sv = join(s.dir, 'service', 'submission');
+  cpSync(join(EXAMPLES, 'server', 'runit', 'submission'), sv, { recursive: true });
+  const port = await freePort();
+  writeFileSync(join(sv, 'conf'), `IP=127.0.0.1\nPORT=${port}\nLOCALNAME=mail.example.test\n`);
+  for (const f of readdirSync(join(sv, 'env'))) writeFileSync(join(sv, 'env', f), localize(s, readFileSync(join(sv, 'env', f), 'utf8')));
+  const runsv = new Launcher(WITHOUT_TEST_HOOKS[0]!, [...WITHOUT_TEST_HOOKS.slice(1), 'runsv', sv], { PATH: `${s.prefix}/bin:/usr/sbin:/usr/bin:/sbin:/bin` });
+  let tree: number[] = [];
+  t.teardown(async () => {
+    spawnSync('sv', ['-w', '10', 'force-stop', sv, join(sv, 'log')]);
+    spawnSync('sv', ['exit', sv]);
+    await runsv.stop();
+    for (const p of tree.filter(alive)) process.kill(p, 'SIGKILL');
+  });
+  await runsv.ready(port);
+  await deliver(t, s, port, '--tls');
+
+  const current = join(sv, 'log', 'main', 'current');
+  const read = (): string => { try { return readFileSync(current, 'utf8'); } catch { return ''; } };
+  const log = await until(read, /ucspi-tls-server: pid \d+: end: /);
+  const stamp = '\\d{4}-\\d\\d-\\d\\d_\\d\\d:\\d\\d:\\d\\d\\.\\d+ ';
+  t.match(log, new RegExp(`^${stamp}ucspi-tls-server: listening on 127\\.0\\.0\\.1 port ${port}, \\d+ workers, at most 100 connections$`, 'm'), "the server's log, timestamped by svlogd");
+  t.match(log, new RegExp(`^${stamp}ucspi-tls-server: pid \\d+: start: 127\\.0\\.0\\.1 port \\d+ -> 127\\.0\\.0\\.1 port ${port}, worker \\d+, 1 of 100$`, 'm'));
+  t.match(log, new RegExp(`^${stamp}mailfront\\[\\d+\\]: bytes in: \\d+ bytes out: \\d+`, 'm'), "and mailfront's");
+  t.match(log, new RegExp(`^${stamp}ucspi-tls-server: pid \\d+: end: exit 0, tls, \\d+ bytes to client, \\d+ bytes to app, [\\d.]+ s$`, 'm'));
+
+  // sv down: runsv sends SIGTERM; the server exits once its apps are gone; nothing is left.
+  const server = Number(/^run: [^(]*\(pid (\d+)\)/.exec(spawnSync('sv', ['status', sv], { encoding: 'utf8' }).stdout)?.[1]);
+  tree = treeOf(server);
+  t.ok(tree.length >= 2, `runsv runs the server and its workers (${tree.join(' ')})`);
+  const down = spawnSync('sv', ['-w', '15', 'down', sv], { encoding: 'utf8' });
+  t.match(down.stdout, /^ok: down: /, 'sv down: the server stopped');
+  t.match(await until(read, /ucspi-tls-server: exiting/), /ucspi-tls-server: exiting$/m);
+  t.ok(await allGone(tree, 10000), 'no server, worker or app is left');
+});
+
 
 /** examples/xinetd/submission on the site, with xinetd's own log in a file. */
 function xinetdConf(s: Site, port: number): { conf: string; xinetdLog: string } {

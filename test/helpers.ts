@@ -1,9 +1,9 @@
 // Shared by the end-to-end tests: certificates, launchers, clients, reports.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { chmodSync, copyFileSync, existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { chmodSync, copyFileSync, existsSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync } from 'node:fs';
 import { connect, createServer, type Socket } from 'node:net';
-import { tmpdir } from 'node:os';
+import { constants as osConstants, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { connect as tlsConnect, type ConnectionOptions, type TLSSocket } from 'node:tls';
 
@@ -62,31 +62,63 @@ export function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
 }
 
+/** A promise that rejects after `ms`: a stuck step fails its test instead of hanging the run. */
+export function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const limit = new Promise<never>((_, rej) => {
+    timer = setTimeout(() => rej(new Error(`${what}: nothing after ${ms} ms`)), ms);
+  });
+  return Promise.race([p, limit]).finally(() => clearTimeout(timer));
+}
+
 /** A launcher process (tcpserver, systemd-socket-activate, xinetd, socat) serving on 127.0.0.1. */
 export class Launcher {
   out = '';
   err = '';
   readonly proc: ChildProcess;
+  /** Set when the process could not be started at all. */
+  private gone = false;
   private exited: Promise<void>;
   constructor(cmd: string, args: string[], env: NodeJS.ProcessEnv) {
     this.proc = spawn(cmd, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
     this.proc.stdout!.on('data', (d: Buffer) => (this.out += d.toString()));
     this.proc.stderr!.on('data', (d: Buffer) => (this.err += d.toString()));
-    this.exited = new Promise((r) => this.proc.once('exit', () => r()));
+    this.exited = new Promise((r) => {
+      this.proc.once('exit', () => r());
+      // Not started at all (no such program): one line in its log, as a shell would say.
+      this.proc.once('error', (e) => {
+        this.err += `${cmd}: ${e.message}\n`;
+        this.gone = true;
+        r();
+      });
+    });
   }
-  async ready(port: number): Promise<void> {
-    for (let i = 0; i < 200; i++) {
-      // A listening socket shows in /proc/net/tcp as state 0A.
-      const hex = port.toString(16).toUpperCase().padStart(4, '0');
-      const tcp = readFileSync('/proc/net/tcp', 'utf8');
-      if (new RegExp(`^\\s*\\d+: 0100007F:${hex} 00000000:0000 0A`, 'm').test(tcp)) return;
-      if (this.proc.exitCode !== null) throw new Error(`launcher exited: ${this.err}`);
+  get running(): boolean {
+    return !this.gone && this.proc.exitCode === null && this.proc.signalCode === null;
+  }
+  async ready(port: number, host: '127.0.0.1' | '::1' = '127.0.0.1'): Promise<void> {
+    // A listening socket shows in /proc/net/tcp(6) as state 0A; the address is printed as
+    // 32-bit words in the machine's byte order.
+    const hex = port.toString(16).toUpperCase().padStart(4, '0');
+    const [table, address] = host === '::1' ? ['/proc/net/tcp6', '00000000000000000000000001000000'] : ['/proc/net/tcp', '0100007F'];
+    const listening = new RegExp(`^\\s*\\d+: ${address}:${hex} 0+:0000 0A`, 'm');
+    for (let i = 0; i < 400; i++) {
+      if (listening.test(readFileSync(table, 'utf8'))) return;
+      if (!this.running) throw new Error(`launcher exited: ${this.err}`);
       await sleep(25);
     }
     throw new Error(`launcher not listening on ${port}: ${this.err}`);
   }
+  get pid(): number {
+    return this.proc.pid!;
+  }
+  /** The launcher's exit: its status, or the signal that ended it. */
+  async exit(): Promise<{ status: number | null; signal: NodeJS.Signals | null }> {
+    await this.exited;
+    return { status: this.proc.exitCode, signal: this.proc.signalCode };
+  }
   async stop(): Promise<void> {
-    if (this.proc.exitCode === null && this.proc.signalCode === null) this.proc.kill('SIGTERM');
+    if (this.running) this.proc.kill('SIGTERM');
     await this.exited;
   }
 }
@@ -108,9 +140,157 @@ export function baseEnv(certs: Certs, extra: Record<string, string> = {}): NodeJ
   return { PATH: process.env.PATH, CERTFILE: certs.cert, KEYFILE: certs.key, ...extra };
 }
 
-export async function tcpserver(port: number, env: NodeJS.ProcessEnv, cmd: string[]): Promise<Launcher> {
-  const l = new Launcher('tcpserver', ['-v', '-R', '-H', '-l', 'localhost', '127.0.0.1', String(port), ...cmd], env);
+/** tcpserver -v -R -H -l localhost 127.0.0.1 PORT CMD...; `prefix`: words before it (a shell that opens fds first). */
+export async function tcpserver(port: number, env: NodeJS.ProcessEnv, cmd: string[], prefix: string[] = []): Promise<Launcher> {
+  const [exe, ...args] = [...prefix, 'tcpserver', '-v', '-R', '-H', '-l', 'localhost', '127.0.0.1', String(port), ...cmd] as [string, ...string[]];
+  const l = new Launcher(exe, args, env);
   await l.ready(port);
+  return l;
+}
+
+export const SERVER = join(ROOT, 'bin', 'ucspi-tls-server');
+
+/**
+ * The test runner hooks every Node it starts through NODE_OPTIONS, and the hook writes into
+ * the checkout at exit: a server's workers, run as nobody, cannot. The server runs as an
+ * operator runs it, without the runner's hooks.
+ */
+export const WITHOUT_TEST_HOOKS = ['env', '-u', 'NODE_OPTIONS'];
+
+/** One `end:` line of ucspi-tls-server: how a connection's app ended and what was relayed. */
+export interface ServerEnd {
+  /** The app's pid, which names the connection in the log. */
+  pid: number;
+  /** The app's exit code, or 128+N when signal N ended it (as a shell reports it). */
+  status: number;
+  signal: string | null;
+  session: 'tls' | 'plaintext' | 'worker lost';
+  toClient: number;
+  toApp: number;
+  seconds: number;
+}
+
+/** One `start:` line: the app's pid, the client's port and the worker that serves it. */
+export interface ServerStart {
+  pid: number;
+  remotePort: number;
+  worker: number;
+}
+
+/** Children of a process, from /proc. */
+export function childrenOf(pid: number): number[] {
+  const out: number[] = [];
+  for (const name of readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    try {
+      const stat = readFileSync(`/proc/${name}/stat`, 'latin1');
+      if (Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]) === pid) out.push(Number(name));
+    } catch {
+      // gone
+    }
+  }
+  return out;
+}
+
+/** A process and all it started (while they are its children). */
+export function treeOf(pid: number): number[] {
+  const out = [pid];
+  for (let i = 0; i < out.length; i++) out.push(...childrenOf(out[i]!));
+  return out;
+}
+
+/** Real, effective and saved uid of a process. */
+export function uidsOf(pid: number): string {
+  return /^Uid:\s+(\d+)\s+(\d+)\s+(\d+)/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))!.slice(1).join(' ');
+}
+
+/** ucspi-tls-server, started as tcpserver is, its log collected; its connections read from the log. */
+export class ServerLauncher extends Launcher {
+  /** The TLS workers: the launcher's children that run the same executable as it does. */
+  workers(): number[] {
+    const exe = readlinkSync(`/proc/${this.pid}/exe`);
+    return childrenOf(this.pid).filter((p) => {
+      try {
+        return readlinkSync(`/proc/${p}/exe`) === exe;
+      } catch {
+        return false;
+      }
+    });
+  }
+  // Not anchored at the start of a line: the apps share the server's fd 2, and an app's
+  // message written in pieces (GNU cat's 'cat: ' then the rest) may enclose a line of ours.
+  starts(): ServerStart[] {
+    return [...this.err.matchAll(/ucspi-tls-server: pid (\d+): start: \S+ port (\d+) -> \S+ port \d+, worker (\d+), \d+ of \d+$/gm)]
+      .map((m) => ({ pid: Number(m[1]), remotePort: Number(m[2]), worker: Number(m[3]) }));
+  }
+  ends(): ServerEnd[] {
+    const re = /ucspi-tls-server: pid (\d+): end: (exit (\d+)|signal (SIG[A-Z0-9]+)), (tls|plaintext|worker lost), (\d+) bytes to client, (\d+) bytes to app, ([\d.]+) s$/gm;
+    return [...this.err.matchAll(re)].map((m) => ({
+      pid: Number(m[1]),
+      status: m[3] !== undefined ? Number(m[3]) : 128 + (osConstants.signals[m[4] as NodeJS.Signals] ?? 0),
+      signal: m[4] ?? null,
+      session: m[5] as ServerEnd['session'],
+      toClient: Number(m[6]),
+      toApp: Number(m[7]),
+      seconds: Number(m[8]),
+    }));
+  }
+  /** The end of the connection whose app has this pid, or else of the nth connection to end. */
+  async end(which: { pid?: number; nth?: number } = {}, ms = 20000): Promise<ServerEnd> {
+    for (let i = 0; i < ms / 20; i++) {
+      const ends = this.ends();
+      const e = which.pid !== undefined ? ends.find((x) => x.pid === which.pid) : ends[which.nth ?? 0];
+      if (e !== undefined) return e;
+      await sleep(20);
+    }
+    throw new Error(`no end line for ${JSON.stringify(which)} after ${ms} ms: ${this.err}`);
+  }
+  async start(nth = 0, ms = 20000): Promise<ServerStart> {
+    for (let i = 0; i < ms / 20; i++) {
+      const s = this.starts()[nth];
+      if (s !== undefined) return s;
+      await sleep(20);
+    }
+    throw new Error(`no start line ${nth} after ${ms} ms: ${this.err}`);
+  }
+  /**
+   * SIGTERM, as an operator stops it: the launcher exits 0, and nothing it started (workers,
+   * apps, their children) is left running. Returns what was still there, for the assertion.
+   */
+  async shutdown(ms = 15000): Promise<{ status: number | null; signal: NodeJS.Signals | null; left: number[] }> {
+    const tree = this.running ? treeOf(this.pid) : [];
+    this.proc.kill('SIGTERM');
+    const timer = setTimeout(() => this.proc.kill('SIGKILL'), ms);
+    const r = await this.exit();
+    clearTimeout(timer);
+    await allGone(tree, 5000);
+    return { ...r, left: tree.filter(alive) };
+  }
+  /** After a failed test: nothing of it may outlive the run. */
+  override async stop(): Promise<void> {
+    const tree = this.running ? treeOf(this.pid) : [];
+    await super.stop();
+    if (!(await allGone(tree, 3000))) for (const p of tree.filter(alive)) process.kill(p, 'SIGKILL');
+  }
+}
+
+export interface ServerOptions {
+  host?: '127.0.0.1' | '::1';
+  /** Words before the server's own: prlimit, or a shell that opens fds first. */
+  prefix?: string[];
+}
+
+/** ucspi-tls-server FLAGS HOST PORT APP..., listening when this returns; stopped at teardown. */
+export async function ucspiTlsServer(
+  t: { teardown(fn: () => void | Promise<void>): void },
+  port: number, env: NodeJS.ProcessEnv, flags: string[], app: string[], o: ServerOptions = {},
+): Promise<ServerLauncher> {
+  const host = o.host ?? '127.0.0.1';
+  const argv = [...WITHOUT_TEST_HOOKS, SERVER, ...flags, host, String(port), ...app];
+  const [cmd, ...args] = [...(o.prefix ?? []), ...argv] as [string, ...string[]];
+  const l = new ServerLauncher(cmd, args, env);
+  t.teardown(() => l.stop());
+  await l.ready(port, host);
   return l;
 }
 
@@ -165,6 +345,8 @@ export class Lines {
 }
 
 export interface StartTlsOptions {
+  /** 127.0.0.1 unless given. */
+  host?: string;
   servername?: string;
   /** Half-open: the client may end its side and keep reading. */
   allowHalfOpen?: boolean;
@@ -175,7 +357,7 @@ export interface StartTlsOptions {
 
 /** Node's tls as the client: banner, EHLO, STARTTLS, handshake. */
 export async function startTls(port: number, o: StartTlsOptions = {}): Promise<TLSSocket> {
-  const sock = connect({ port, host: '127.0.0.1', allowHalfOpen: o.allowHalfOpen ?? false });
+  const sock = connect({ port, host: o.host ?? '127.0.0.1', allowHalfOpen: o.allowHalfOpen ?? false });
   const lines = new Lines(sock);
   await lines.reply('220');
   sock.write('EHLO client.test\r\n');
