@@ -16,7 +16,7 @@ LIBDIR ?= $(PREFIX)/lib/ucspi-tls-wrap
 MANDIR ?= $(PREFIX)/share/man
 DOCDIR ?= $(PREFIX)/share/doc/ucspi-tls-wrap
 
-.PHONY: all build man check soak deps test-deps demo bench clean install uninstall
+.PHONY: all build man check soak deps test-deps demo bench bench-deps soak-idle clean install uninstall
 
 all: build man
 
@@ -77,12 +77,20 @@ demo: all
 	sh scripts/install-debian-packages openssl ucspi-tcp
 	sh demo/run
 
-# The helper beside the Node floor and stunnel; prints one table (not part of check).
-bench: all build/bench/app
-	sh scripts/install-debian-packages openssl ucspi-tcp stunnel4
+# The helper and the server beside their C peers (stunnel, hitch) and floors; prints one
+# table and the targets (not part of check; about 6 minutes).
+bench: all build/bench/bench-app bench-deps
 	node build/bench/bench.js
 
-build/bench/app: bench/app.c
+# 10 000 idle TLS connections held by ucspi-tls-server, each with its app (BENCH_IDLE=N for
+# another count). Each connection takes an fd in the client, a few in the server and its app.
+soak-idle: all build/bench/bench-app bench-deps
+	ulimit -n 131072 2>/dev/null || ulimit -n "$$(ulimit -Hn)"; node build/bench/idle.js
+
+bench-deps:
+	sh scripts/install-debian-packages openssl ucspi-tcp stunnel4 hitch
+
+build/bench/bench-app: bench/app.c
 	@mkdir -p build/bench
 	$(CC) -O2 -Wall -Wextra -o $@ bench/app.c
 
