@@ -2,14 +2,15 @@
 // floors, every figure from this one run. Real connections on 127.0.0.1; the app is
 // bench/app.c. BENCH_QUICK=1: fewer and shorter rounds (to work on the bench, not for figures);
 // BENCH_STEPS=idle,banner,...: only those steps; BENCH_ROWS=server,hitch,...: only those rows.
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync } from 'node:fs';
+import { guard } from './guard';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { now } from './client';
 import { machine, portBase } from './machine';
 import { bannerMs, idleKiB, rate, readerGrowth, sessionMs, settle, toAppMiBs, toClientMiBs } from './measure';
 import { emptyRow, helperGoals, median, serverGoals, table, targetTable, versus, type Row } from './report';
-import { listening, makeSetup, startServers, stopAll, type RowId, type Started } from './servers';
+import { listening, makeSetup, startServers, type RowId, type Started } from './servers';
 
 const MiB = 1024 * 1024;
 const QUICK = process.env.BENCH_QUICK === '1';
@@ -32,17 +33,7 @@ async function main(): Promise<number> {
   const setup = makeSetup(dir, 1000);
   const only = process.env.BENCH_ROWS?.split(',') as RowId[] | undefined;
   const servers = startServers(setup, portBase(), only);
-  let stopping: Promise<void> | undefined;
-  const stop = (): Promise<void> =>
-    (stopping ??= stopAll(servers, setup.marker).finally(() => rmSync(dir, { recursive: true, force: true })));
-  const bail = (why: string, status: number) => (): void => {
-    process.stderr.write(`bench: ${why}; stopping every server\n`);
-    void stop().finally(() => process.exit(status));
-  };
-  process.once('SIGINT', bail('interrupted', 130));
-  process.once('SIGTERM', bail('terminated', 143));
-  process.once('SIGHUP', bail('hung up', 129));
-  const watchdog = setTimeout(bail(`over ${C.limitSeconds} s`, 1), C.limitSeconds * 1000);
+  const g = guard('bench', () => servers, setup.marker, dir, C.limitSeconds);
 
   const rows = new Map<Started, Row>(servers.map((s) => [s, emptyRow(s.name, s.missing)]));
   let failures = 0;
@@ -151,8 +142,8 @@ async function main(): Promise<number> {
     console.log(versus(row('wrap-implicit'), row('stunnel-inetd')));
     console.log(`load at the end: ${loadavg().map((x) => x.toFixed(2)).join(' ')}`);
   } finally {
-    clearTimeout(watchdog);
-    await stop();
+    g.done();
+    await g.stop();
   }
   return failures > 0 ? 1 : 0;
 }

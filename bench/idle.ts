@@ -3,7 +3,8 @@
 // the target of 1 GiB; then hitch in front of tcpserver doing the same, for comparison. The
 // apps' memory is told apart. Not part of `make check` or `make bench`.
 // BENCH_IDLE_ROWS=server,server-implicit,hitch chooses the rows (default: server,hitch).
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { guard } from './guard';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { now, ping, pool, sleep, type Reader } from './client';
@@ -96,16 +97,7 @@ async function main(): Promise<number> {
   const dir = mkdtempSync(join(tmpdir(), 'utw-soak-idle-'));
   const setup = makeSetup(dir, N + 100);
   let current: Started[] = [];
-  let stopping: Promise<void> | undefined;
-  const stop = (): Promise<void> => (stopping ??= stopAll(current, setup.marker).finally(() => rmSync(dir, { recursive: true, force: true })));
-  const bail = (why: string, status: number) => (): void => {
-    process.stderr.write(`soak-idle: ${why}; stopping the servers\n`);
-    void stop().finally(() => process.exit(status));
-  };
-  process.once('SIGINT', bail('interrupted', 130));
-  process.once('SIGTERM', bail('terminated', 143));
-  process.once('SIGHUP', bail('hung up', 129));
-  const watchdog = setTimeout(bail('over 30 minutes', 1), 30 * 60 * 1000);
+  const g = guard('soak-idle', () => current, setup.marker, dir, 30 * 60);
   try {
     console.log(machine(ROWS.map((id) => ({ name: id }))));
     const results: Held[] = [];
@@ -135,8 +127,8 @@ async function main(): Promise<number> {
     }
     return status;
   } finally {
-    clearTimeout(watchdog);
-    await stop();
+    g.done();
+    await g.stop();
   }
 }
 

@@ -241,6 +241,22 @@ export async function stopAll(rows: readonly Server[], marker: string): Promise<
   if (left.length > 0) process.stderr.write(`bench: could not stop ${left.join(' ')}\n`);
 }
 
+/** The last resort, synchronous (for process 'exit'): SIGKILL to every group started and every process with the marker. */
+export function killNow(rows: readonly Server[], marker: string): void {
+  for (const c of rows.flatMap((r) => r.started)) if (c.pid !== undefined) signalGroup(c.pid, 'SIGKILL');
+  for (let round = 0; round < 5; round++) {
+    const left = pidsWithEnv(marker);
+    if (left.length === 0) return;
+    for (const pid of left) {
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {
+        // gone meanwhile
+      }
+    }
+  }
+}
+
 function signalGroup(pid: number, sig: NodeJS.Signals): void {
   try {
     process.kill(-pid, sig);
