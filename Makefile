@@ -80,11 +80,13 @@ demo: all
 # The helper and the server beside their C peers (stunnel, hitch) and floors; prints one
 # table and the targets (not part of check; about 6 minutes).
 bench: all build/bench/bench-app bench-deps
+	$(TAP) build/bench/*.test.js
 	node build/bench/bench.js
 
 # 10 000 idle TLS connections held by ucspi-tls-server, each with its app (BENCH_IDLE=N for
 # another count). Each connection takes an fd in the client, a few in the server and its app.
 soak-idle: all build/bench/bench-app bench-deps
+	$(TAP) build/bench/*.test.js
 	ulimit -n 131072 2>/dev/null || ulimit -n "$$(ulimit -Hn)"; node build/bench/idle.js
 
 bench-deps:

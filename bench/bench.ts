@@ -63,6 +63,7 @@ async function main(): Promise<number> {
       for (let rep = 0; rep < reps; rep++) {
         for (const s of live) {
           const row = rows.get(s)!;
+          if (g.stopping()) return;
           if (row.failed.includes(what)) continue;
           try {
             await measure(s);

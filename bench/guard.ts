@@ -8,6 +8,8 @@ export interface Guard {
   stop(): Promise<void>;
   /** The run ended: no time limit any more. */
   done(): void;
+  /** Whether the servers are being stopped (a signal, the time limit): measure nothing more. */
+  stopping(): boolean;
 }
 
 export function guard(name: string, rows: () => readonly Server[], marker: string, dir: string, limitSeconds: number): Guard {
@@ -34,5 +36,5 @@ export function guard(name: string, rows: () => readonly Server[], marker: strin
     rmSync(dir, { recursive: true, force: true });
   });
   const watchdog = setTimeout(bail(`over ${limitSeconds} s`, 1), limitSeconds * 1000);
-  return { stop, done: () => clearTimeout(watchdog) };
+  return { stop, done: () => clearTimeout(watchdog), stopping: () => stopping !== undefined };
 }
