@@ -8,22 +8,23 @@ import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { now } from './client';
 import { machine, portBase } from './machine';
-import { bannerMs, idleKiB, rate, readerGrowth, sessionMs, settle, toAppMiBs, toClientMiBs } from './measure';
+import { bannerMs, memory, rate, sessionMs, settle, toAppMiBs, toClientMiBs } from './measure';
 import { emptyRow, helperGoals, median, serverGoals, table, targetTable, versus, type Row } from './report';
 import { listening, makeSetup, startServers, type RowId, type Started } from './servers';
 
 const MiB = 1024 * 1024;
 const QUICK = process.env.BENCH_QUICK === '1';
 const C = {
-  reps: QUICK ? { banner: 5, session: 5, throughput: 1 } : { banner: 25, session: 25, throughput: 5 },
+  reps: QUICK ? { banner: 5, session: 5, throughput: 1 } : { banner: 25, session: 25, throughput: 3 },
   bulk: (QUICK ? 64 : 256) * MiB,
   idle: QUICK ? 50 : 200,
-  slowConnections: QUICK ? 4 : 16,
+  /** of the idle connections, how many read slowly, and how many others stall */
+  readers: QUICK ? 4 : 16,
   pace: 1 * MiB,
-  slowSeconds: QUICK ? 3 : 10,
-  stallSeconds: QUICK ? 2 : 5,
+  slowSeconds: QUICK ? 3 : 6,
+  stallSeconds: QUICK ? 2 : 3,
   concurrent: 16,
-  rateSeconds: QUICK ? 2 : 4,
+  rateSeconds: QUICK ? 2 : 3,
   /** Beyond this the bench stops every server and fails. */
   limitSeconds: Number(process.env.BENCH_LIMIT_SECONDS ?? 900),
 };
@@ -56,21 +57,26 @@ async function main(): Promise<number> {
     );
 
     const steps = process.env.BENCH_STEPS?.split(',');
-    /** The median of `reps` runs of `measure` per row, interleaved: a noisy moment hits every row alike. */
-    const step = async (what: string, reps: number, measure: (s: Started) => Promise<void>): Promise<void> => {
+    const fail = (s: Started, what: string, e: Error): void => {
+      rows.get(s)!.failed.push(what);
+      failures++;
+      process.stderr.write(`bench: ${s.name}: ${what}: ${e.message}\n${s.log ? `${s.name} log:\n${s.log}\n` : ''}`);
+    };
+    /**
+     * `reps` runs of `measure` per row, interleaved: a noisy moment hits every row alike. A row
+     * whose run fails has no figure in the columns `covers` (by default the step's own).
+     */
+    const step = async (what: string, reps: number, measure: (s: Started) => Promise<void>, covers = [what]): Promise<void> => {
       if (steps !== undefined && !steps.includes(what)) return;
       const t0 = now();
       for (let rep = 0; rep < reps; rep++) {
         for (const s of live) {
-          const row = rows.get(s)!;
           if (g.stopping()) return;
-          if (row.failed.includes(what)) continue;
+          if (rows.get(s)!.failed.includes(what)) continue;
           try {
             await measure(s);
           } catch (e) {
-            row.failed.push(what);
-            failures++;
-            process.stderr.write(`bench: ${s.name}: ${what}: ${(e as Error).message}\n${s.log ? `${s.name} log:\n${s.log}\n` : ''}`);
+            for (const c of covers) fail(s, c, e as Error);
             await settle(s, 5000);
           }
         }
@@ -83,23 +89,24 @@ async function main(): Promise<number> {
     // Warm the page cache and each server once.
     for (const s of live) await sessionMs(s).catch(() => undefined);
 
-    await step('idle', 1, async (s) => void (rows.get(s)!.idleKiB = await idleKiB(s, C.idle)));
+    const paces: number[] = [];
+    await step('memory', 1, async (s) => {
+      const m = await memory(s, { n: C.idle, readers: C.readers, pace: C.pace, slowSeconds: C.slowSeconds, stallSeconds: C.stallSeconds });
+      const row = rows.get(s)!;
+      row.idleKiB = m.idleKiB;
+      if (m.slow !== undefined) {
+        Object.assign(row, { peakKiB: m.slow.peakKiB, slowGrowthKiB: m.slow.growthKiB });
+        paces.push(m.slow.paceMiBs);
+      }
+      if (m.stalled !== undefined) Object.assign(row, { stalledPeakKiB: m.stalled.peakKiB, stalledGrowthKiB: m.stalled.growthKiB });
+      for (const { what, error } of m.errors) fail(s, what, error);
+    }, ['idle', 'slow reader', 'stalled reader']);
     const banner = samples();
     await step('banner', C.reps.banner, async (s) => void banner.get(s)!.push(await bannerMs(s)));
     medianInto(banner, (r, v) => (r.bannerMs = v));
     const session = samples();
     await step('session', C.reps.session, async (s) => void session.get(s)!.push(await sessionMs(s)));
     medianInto(session, (r, v) => (r.sessionMs = v));
-    const paces: number[] = [];
-    await step('slow reader', 1, async (s) => {
-      const g = await readerGrowth(s, C.slowConnections, C.pace, C.slowSeconds);
-      Object.assign(rows.get(s)!, { peakKiB: g.peakKiB, slowGrowthKiB: g.growthKiB });
-      paces.push(g.paceMiBs);
-    });
-    await step('stalled reader', 1, async (s) => {
-      const g = await readerGrowth(s, C.slowConnections, 0, C.stallSeconds);
-      Object.assign(rows.get(s)!, { stalledPeakKiB: g.peakKiB, stalledGrowthKiB: g.growthKiB });
-    });
     await step('sessions/s', 1, async (s) => void Object.assign(rows.get(s)!, await rate(s, C.concurrent, C.rateSeconds)));
     const out = samples();
     await step('app→client', C.reps.throughput, async (s) => void out.get(s)!.push(await toClientMiBs(s, C.bulk)));
@@ -118,17 +125,23 @@ async function main(): Promise<number> {
     console.log('');
     console.log(table(all, { pace, concurrent: C.concurrent }));
     console.log('');
-    console.log("banner: connect to the app's first byte (implicit rows: through the TLS handshake). session: connect, banner, STARTTLS,");
-    console.log('handshake, one line, close (floors: the same lines without TLS; implicit rows: handshake, banner, one line, close).');
-    console.log(`throughput: ${C.bulk / MiB} MiB each way, every byte checked (floors: plaintext). Memory: Private_Clean + Private_Dirty of the`);
-    console.log("server's processes, the apps not counted: tcpserver and the process in front of each app (per-connection rows), or");
-    console.log(`every process of the resident server (hitch: and tcpserver behind it). idle: with ${C.idle} idle TLS connections (floors: plaintext)`);
-    console.log(`less without, per connection. peak, growth: ${C.slowConnections} connections whose apps write as fast as they can, to clients that`);
-    console.log(`read ${pace} each (measured: at most ${Number.isFinite(slowest) ? slowest.toFixed(2) : 'n/a'} MiB/s) for ${C.slowSeconds} s, or nothing (stalled) for ${C.stallSeconds} s, sampled every 100 ms;`);
-    console.log('peak: the highest private KiB of one process in front of an app (per-connection rows, median over the connections)');
-    console.log('or of all the resident processes together; growth: the highest of all together less before the apps wrote, per');
-    console.log(`connection. CPU: user + system of those processes (and of the helpers they reaped) less the apps' own, per session,`);
-    console.log(`while ${C.concurrent} clients run whole sessions for ${C.rateSeconds} s (sessions/s).`);
+    const measured = Number.isFinite(slowest) ? `${slowest.toFixed(2)} MiB/s` : 'n/a';
+    console.log(
+      [
+        "banner: connect to the app's first byte (implicit rows: through the TLS handshake). session: connect, banner, STARTTLS,",
+        'handshake, one line, close (floors: the same lines without TLS; implicit rows: handshake, banner, one line, close).',
+        `throughput: ${C.bulk / MiB} MiB each way, every byte checked (floors: plaintext). Memory: Private_Clean + Private_Dirty of the`,
+        "server's processes, not the apps': tcpserver and the process in front of each app (per-connection rows), or every",
+        'process of the resident server (hitch: and the tcpserver behind it). idle: with ' + `${C.idle} idle TLS connections open (floors:`,
+        'plaintext), less before, per connection. Then, on those connections, the apps of ' + `${C.readers} write as fast as they can to`,
+        `clients that read ${pace} each (at most ${measured} measured) for ${C.slowSeconds} s, and those of ${C.readers} others to clients that read`,
+        'nothing (stalled) for ' + `${C.stallSeconds} s, sampled every 100 ms. peak: the highest private KiB of one process in front of a slow`,
+        "reader's app (per-connection rows: the median over them), or of the resident processes together; growth: the highest",
+        "total less the total before the apps wrote, per connection. CPU: user + system of the server's processes and of the",
+        "helpers they reaped, less the apps' own (as each app counts it at exit: with ucspi-tls-server --implicit, that includes",
+        `the /bin/sh that becomes the app), per session, while ${C.concurrent} clients run whole sessions for ${C.rateSeconds} s (sessions/s).`,
+      ].join('\n'),
+    );
     console.log('');
     console.log('ucspi-tls-server against the tcpserver floor and stunnel (inetd mode); 10 000 idle connections: make soak-idle');
     console.log('');

@@ -12,6 +12,8 @@ export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeou
 
 /** Lines from a stream, or everything it delivers into a sink once the protocol says so. */
 export class Reader {
+  /** The app's parent, from its banner: the process in front of it (per-connection rows). */
+  ppid = NaN;
   private buf: Buffer = Buffer.alloc(0);
   private waiters: Array<() => void> = [];
   private ended = false;
@@ -113,26 +115,35 @@ export function secure(opts: { socket: Socket } | { port: number; host: string }
 export async function open(kind: Kind, port: number): Promise<Reader> {
   if (kind === 'implicit') {
     const r = new Reader(await secure({ port, host: '127.0.0.1' }));
-    await r.expect('220 ').catch(fail(r));
+    r.ppid = ppidOf(await r.expect('220 ').catch(fail(r)));
     return r;
   }
   const s = tcp(port);
   const plain = new Reader(s);
+  let ppid = NaN;
   try {
-    await plain.expect('220 ');
+    ppid = ppidOf(await plain.expect('220 '));
     s.write('STARTTLS\r\n');
     await plain.expect('220 go');
   } catch (e) {
     s.destroy();
     throw e;
   }
+  plain.ppid = ppid;
   if (kind === 'plain') return plain;
   const rest = plain.detach();
   if (rest.length > 0) {
     s.destroy();
     throw new Error('plaintext after 220 go');
   }
-  return new Reader(await secure({ socket: s }));
+  const r = new Reader(await secure({ socket: s }));
+  r.ppid = ppid;
+  return r;
+}
+
+/** The pid in the app's banner, "220 bench ppid=N". */
+function ppidOf(banner: string): number {
+  return Number(/ ppid=(\d+)/.exec(banner)?.[1] ?? NaN);
 }
 
 const fail =

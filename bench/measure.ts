@@ -114,41 +114,66 @@ export async function closeAll(conns: readonly Reader[]): Promise<void> {
   });
 }
 
-/** Private KiB per idle connection: the server's processes with n connections open, less before, / n. */
-export async function idleKiB(s: Server, n: number): Promise<number> {
-  await settle(s);
-  const before = sumPrivateKiB(serverProcs(s).map((p) => p.pid));
-  const conns = await openMany(s, n, 8);
-  try {
-    await sleep(1000);
-    const after = sumPrivateKiB(serverProcs(s).map((p) => p.pid));
-    return (after - before) / n;
-  } finally {
-    await closeAll(conns);
-  }
-}
-
 export interface Growth {
   /** one process per connection: the median of each one's highest; resident: the highest of all together */
   peakKiB: number;
-  /** (highest of all together − all together before the app writes) / connections */
+  /** (highest of all together − all together before the apps wrote) / connections */
   growthKiB: number;
   /** what the readers read, MiB/s each, on average */
   paceMiBs: number;
 }
 
+export interface Memory {
+  /** private KiB per idle connection: the server's processes with n connections open, less before, / n */
+  idleKiB: number;
+  slow?: Growth;
+  stalled?: Growth;
+  /** what went wrong with the slow or the stalled readers */
+  errors: { what: 'slow reader' | 'stalled reader'; error: Error }[];
+}
+
 /**
- * `n` connections whose apps write as fast as they can to clients that read `pace` bytes/s
- * (0: nothing at all) for `seconds`, the server's processes sampled every 100 ms.
+ * The memory figures of one row on one set of connections: `n` idle ones first; then the apps
+ * of `readers` of them write as fast as they can to clients that read `pace` bytes/s for
+ * `slowSeconds`; then those of `readers` others to clients that read nothing for `stallSeconds`.
  */
-export async function readerGrowth(s: Server, n: number, pace: number, seconds: number): Promise<Growth> {
+export async function memory(s: Server, o: { n: number; readers: number; pace: number; slowSeconds: number; stallSeconds: number }): Promise<Memory> {
   await settle(s);
-  const conns = await openMany(s, n, 4);
+  const before = sumPrivateKiB(serverProcs(s).map((p) => p.pid));
+  const conns = await openMany(s, o.n, 8);
+  try {
+    await sleep(1000);
+    const after = sumPrivateKiB(serverProcs(s).map((p) => p.pid));
+    const out: Memory = { idleKiB: (after - before) / o.n, errors: [] };
+    const slow = conns.slice(0, o.readers);
+    const stalled = conns.slice(o.readers, 2 * o.readers);
+    try {
+      out.slow = await readerGrowth(s, slow, o.pace, o.slowSeconds);
+    } catch (e) {
+      out.errors.push({ what: 'slow reader', error: e as Error });
+    }
+    try {
+      out.stalled = await readerGrowth(s, stalled, 0, o.stallSeconds);
+    } catch (e) {
+      out.errors.push({ what: 'stalled reader', error: e as Error });
+    }
+    return out;
+  } finally {
+    await closeAll(conns.filter((r) => !r.stream.destroyed));
+  }
+}
+
+/**
+ * The apps of `conns` write as fast as they can to clients that read `pace` bytes/s (0: nothing
+ * at all) for `seconds`, the server's processes sampled every 100 ms; the connections are
+ * closed at the end.
+ */
+async function readerGrowth(s: Server, conns: readonly Reader[], pace: number, seconds: number): Promise<Growth> {
   let sampler: NodeJS.Timeout | undefined;
   try {
-    await sleep(500);
-    const pids = serverProcs(s).map((p) => p.pid);
-    const perConnection = s.perConnection ? pids.filter((pid) => !s.started.some((c) => c.pid === pid)) : [];
+    if (conns.length === 0) throw new Error('no connections');
+    // One process per connection: those in front of these apps (each app's parent); resident: all of them.
+    const pids = s.perConnection ? conns.map((r) => r.ppid) : serverProcs(s).map((p) => p.pid);
     const base = sumPrivateKiB(pids);
     const peaks = new Map<number, number>();
     let peakTotal = base;
@@ -166,10 +191,8 @@ export async function readerGrowth(s: Server, n: number, pace: number, seconds: 
     const t0 = now();
     conns.forEach((r, i) => {
       const stream = r.stream;
-      if (pace === 0) {
-        // Reads nothing more: what the TLS layer holds below the high-water mark is all.
-        stream.pause();
-      }
+      // Reads nothing more: what the TLS layer holds below its high-water mark is all.
+      if (pace === 0) stream.pause();
       r.drainTo((c) => {
         checks[i]!.update(c);
         // Ahead of the pace: stop reading until the pace catches up.
@@ -187,9 +210,10 @@ export async function readerGrowth(s: Server, n: number, pace: number, seconds: 
     sample();
     const elapsed = (now() - t0) / 1000;
     if (checks.some((c) => !c.good)) throw new Error('app→client bytes differ');
+    if (conns.some((r) => r.stream.destroyed)) throw new Error('a connection ended');
     const read = checks.reduce((sum, c) => sum + c.bytes, 0);
-    const peakKiB = s.perConnection ? median(perConnection.map((pid) => peaks.get(pid) ?? 0)) : peakTotal;
-    return { peakKiB, growthKiB: (peakTotal - base) / n, paceMiBs: read / n / MiB / elapsed };
+    const peakKiB = s.perConnection ? median(pids.map((pid) => peaks.get(pid) ?? 0)) : peakTotal;
+    return { peakKiB, growthKiB: (peakTotal - base) / conns.length, paceMiBs: read / conns.length / MiB / elapsed };
   } finally {
     clearInterval(sampler);
     // The apps are mid-write: no QUIT; they see the connection go.
