@@ -1,12 +1,13 @@
 // `make bench`: the per-connection helper and the resident server beside their C peers and
 // floors, every figure from this one run. Real connections on 127.0.0.1; the app is
 // bench/app.c. BENCH_QUICK=1: fewer and shorter rounds (to work on the bench, not for figures);
-// BENCH_STEPS=idle,banner,...: only those steps; BENCH_ROWS=server,hitch,...: only those rows.
+// BENCH_STEPS=memory,banner,session,sessions/s,app→client,client→app: only those steps;
+// BENCH_ROWS=server,hitch,...: only those rows (the ids in servers.ts).
 import { mkdtempSync } from 'node:fs';
-import { guard } from './guard';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { now } from './client';
+import { guard } from './guard';
 import { machine, portBase } from './machine';
 import { bannerMs, memory, rate, sessionMs, settle, toAppMiBs, toClientMiBs } from './measure';
 import { emptyRow, helperGoals, median, serverGoals, table, targetTable, versus, type Row } from './report';
@@ -26,7 +27,7 @@ const C = {
   concurrent: 16,
   rateSeconds: QUICK ? 2 : 3,
   /** Beyond this the bench stops every server and fails. */
-  limitSeconds: Number(process.env.BENCH_LIMIT_SECONDS ?? 900),
+  limitSeconds: Number(process.env.BENCH_LIMIT_SECONDS ?? 600),
 };
 
 async function main(): Promise<number> {
@@ -132,10 +133,10 @@ async function main(): Promise<number> {
         'handshake, one line, close (floors: the same lines without TLS; implicit rows: handshake, banner, one line, close).',
         `throughput: ${C.bulk / MiB} MiB each way, every byte checked (floors: plaintext). Memory: Private_Clean + Private_Dirty of the`,
         "server's processes, not the apps': tcpserver and the process in front of each app (per-connection rows), or every",
-        'process of the resident server (hitch: and the tcpserver behind it). idle: with ' + `${C.idle} idle TLS connections open (floors:`,
-        'plaintext), less before, per connection. Then, on those connections, the apps of ' + `${C.readers} write as fast as they can to`,
+        `process of the resident server (hitch: and the tcpserver behind it). idle: with ${C.idle} idle TLS connections open (floors:`,
+        `plaintext), less before, per connection. Then, on those connections, the apps of ${C.readers} write as fast as they can to`,
         `clients that read ${pace} each (at most ${measured} measured) for ${C.slowSeconds} s, and those of ${C.readers} others to clients that read`,
-        'nothing (stalled) for ' + `${C.stallSeconds} s, sampled every 100 ms. peak: the highest private KiB of one process in front of a slow`,
+        `nothing (stalled) for ${C.stallSeconds} s, sampled every 100 ms. peak: the highest private KiB of one process in front of a slow`,
         "reader's app (per-connection rows: the median over them), or of the resident processes together; growth: the highest",
         "total less the total before the apps wrote, per connection. CPU: user + system of the server's processes and of the",
         "helpers they reaped, less the apps' own (as each app counts it at exit: with ucspi-tls-server --implicit, that includes",
