@@ -58,10 +58,12 @@ async function main(): Promise<number> {
     );
 
     const steps = process.env.BENCH_STEPS?.split(',');
-    const fail = (s: Started, what: string, e: Error): void => {
-      rows.get(s)!.failed.push(what);
+    /** No figure for `what` in the row; the error and the end of the server's log on stderr. */
+    const fail = (s: Started, what: string[], e: Error): void => {
+      rows.get(s)!.failed.push(...what);
       failures++;
-      process.stderr.write(`bench: ${s.name}: ${what}: ${e.message}\n${s.log ? `${s.name} log:\n${s.log}\n` : ''}`);
+      const tail = s.log.split('\n').slice(-12).join('\n');
+      process.stderr.write(`bench: ${s.name}: ${what.join(', ')}: ${e.message}\n${tail ? `${s.name}, the end of its log:\n${tail}\n` : ''}`);
     };
     /**
      * `reps` runs of `measure` per row, interleaved: a noisy moment hits every row alike. A row
@@ -77,7 +79,7 @@ async function main(): Promise<number> {
           try {
             await measure(s);
           } catch (e) {
-            for (const c of covers) fail(s, c, e as Error);
+            fail(s, covers, e as Error);
             await settle(s, 5000);
           }
         }
@@ -100,7 +102,7 @@ async function main(): Promise<number> {
         paces.push(m.slow.paceMiBs);
       }
       if (m.stalled !== undefined) Object.assign(row, { stalledPeakKiB: m.stalled.peakKiB, stalledGrowthKiB: m.stalled.growthKiB });
-      for (const { what, error } of m.errors) fail(s, what, error);
+      for (const { what, error } of m.errors) fail(s, [what], error);
     }, ['idle', 'slow reader', 'stalled reader']);
     const banner = samples();
     await step('banner', C.reps.banner, async (s) => void banner.get(s)!.push(await bannerMs(s)));
