@@ -5,7 +5,7 @@ import { connect as tlsConnect, type TLSSocket } from 'node:tls';
 import type { Kind } from './servers';
 
 /** No single wait of the bench (a line, a handshake, a drain) lasts longer. */
-export const WAIT_MS = 30000;
+export const WAIT_MS = 10000;
 
 export const now = (): number => Number(process.hrtime.bigint()) / 1e6;
 export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));

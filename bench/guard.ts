@@ -8,9 +8,12 @@ export interface Guard {
   stop(): Promise<void>;
   /** The run ended: no time limit any more. */
   done(): void;
-  /** Whether the servers are being stopped (a signal, the time limit): measure nothing more. */
+  /** Whether to measure nothing more: the servers are being stopped (a signal), or the time is up. */
   stopping(): boolean;
 }
+
+/** After the time limit the run reports what it has; this much later it is stopped regardless. */
+const GRACE_SECONDS = 90;
 
 export function guard(name: string, rows: () => readonly Server[], marker: string, dir: string, limitSeconds: number): Guard {
   let stopping: Promise<void> | undefined;
@@ -35,6 +38,18 @@ export function guard(name: string, rows: () => readonly Server[], marker: strin
     killNow(rows(), marker);
     rmSync(dir, { recursive: true, force: true });
   });
-  const watchdog = setTimeout(bail(`over ${limitSeconds} s`, 1), limitSeconds * 1000);
-  return { stop, done: () => clearTimeout(watchdog), stopping: () => stopping !== undefined };
+  let late = false;
+  const timeUp = setTimeout(() => {
+    late = true;
+    process.stderr.write(`${name}: over ${limitSeconds} s; reporting what was measured\n`);
+  }, limitSeconds * 1000);
+  const watchdog = setTimeout(bail(`over ${limitSeconds + GRACE_SECONDS} s`, 1), (limitSeconds + GRACE_SECONDS) * 1000);
+  return {
+    stop,
+    done: () => {
+      clearTimeout(timeUp);
+      clearTimeout(watchdog);
+    },
+    stopping: () => late || stopping !== undefined,
+  };
 }
