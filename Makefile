@@ -4,7 +4,7 @@ MARKED_MAN := node_modules/.bin/marked-man
 TSC := node_modules/.bin/tsc
 TAP := node_modules/.bin/tap
 SOURCES := $(shell find src test demo bench -name "*.ts")
-MANPAGES := man/ucspi-tls-wrap.1 man/ucspi-tls-client.1 man/ucspi-tls.7
+MANPAGES := man/ucspi-tls-wrap.1 man/ucspi-tls-client.1 man/ucspi-tls-server.1 man/ucspi-tls.7
 PROGRAMS := $(shell node -p "Object.keys(require('./package.json').bin).join(' ')")
 
 # Where `make install` puts things. DESTDIR stages a package; the installed links are
@@ -29,6 +29,8 @@ build/.stamp: node_modules/.installed tsconfig.json scripts/bundle.js scripts/co
 	$(TSC) -p .
 	node scripts/bundle.js build/src/helper/main.js build/ucspi-tls-wrap.js
 	node scripts/bundle.js build/src/client/main.js build/ucspi-tls-client.js
+	node scripts/bundle.js build/src/server/main.js build/ucspi-tls-server.js
+	node scripts/bundle.js build/src/server/worker.js build/ucspi-tls-server-worker.js
 	node scripts/code-cache.js build/ucspi-tls-wrap.js
 	@grep -q "const VERSION = '$(VERSION)'" src/version.ts || { echo "src/version.ts VERSION differs from package.json ($(VERSION))" >&2; exit 1; }
 	touch $@
@@ -50,6 +52,8 @@ install: all
 	  install -m 755 bin/$$p $(DESTDIR)$(LIBDIR)/bin/ && \
 	  ln -sfn "$$(realpath -m --relative-to=$(BINDIR) $(LIBDIR)/bin/$$p)" $(DESTDIR)$(BINDIR)/$$p || exit 1; \
 	done
+	# The server's TLS workers: forked by ucspi-tls-server from beside its own bundle.
+	install -m 644 build/ucspi-tls-server-worker.js build/ucspi-tls-server-worker.bundle.js $(DESTDIR)$(LIBDIR)/build/
 	install -m 644 $(filter %.1,$(MANPAGES)) $(DESTDIR)$(MANDIR)/man1/
 	install -m 644 $(filter %.7,$(MANPAGES)) $(DESTDIR)$(MANDIR)/man7/
 	rm -rf $(DESTDIR)$(DOCDIR)/examples && cp -R examples $(DESTDIR)$(DOCDIR)/

@@ -10,8 +10,9 @@ export interface Logger {
   info(message: string): void;
 }
 
-export function createLogger(fd: number | undefined, verbosity: Verbosity, program = PROGRAM): Logger {
-  const prefix = `${program}: pid ${process.pid}: `;
+/** `pid` names the connection in each line: the helper's own, or the server's app for it; null for none. */
+export function createLogger(fd: number | undefined, verbosity: Verbosity, program = PROGRAM, pid: number | null = process.pid): Logger {
+  const prefix = pid === null ? `${program}: ` : `${program}: pid ${pid}: `;
   const write = (message: string): void => {
     if (fd === undefined) return;
     try {

@@ -1,8 +1,8 @@
 // Installed as an operator installs it: make install (with PREFIX, with DESTDIR) and npm's
 // packed tarball; then the installed executable serves under tcpserver and man shows its pages.
 import t, { type Test } from 'tap';
-import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync, lstatSync, readdirSync, readlinkSync, readFileSync } from 'node:fs';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import { chmodSync, existsSync, lstatSync, readdirSync, readlinkSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { APP, baseEnv, freePort, makeCert, ROOT, run, tcpserver, tempDir, tlsSession, waitFor } from './helpers';
 
@@ -43,6 +43,26 @@ async function servesUnderTcpserver(t: Test, helper: string): Promise<void> {
   t.match(srv.err, /ucspi-tls-wrap: pid \d+: app exited with 0/);
 }
 
+/** The installed server, as root: its workers (nobody) start from the installed files, and serve a session. */
+async function servesAsServer(t: Test, server: string): Promise<void> {
+  const dir = tempDir(t);
+  const srv = spawn(server, ['-v', '-1', '127.0.0.1', '0', APP], { env: baseEnv(makeCert(dir), { REPORT: dir }), stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  let err = '';
+  srv.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+  srv.stderr!.on('data', (d: Buffer) => (err += d.toString()));
+  const exited = new Promise((r) => srv.once('exit', r));
+  t.teardown(async () => {
+    srv.kill('SIGTERM');
+    await exited;
+  });
+  for (let i = 0; i < 400 && !out.includes('\n') && srv.exitCode === null; i++) await new Promise((r) => setTimeout(r, 25));
+  t.match(out, /^\d+\n$/, `the installed server listens: ${err}`);
+  const s = await tlsSession(Number(out), dir);
+  t.equal(s.answer, '250 yes NOOP', 'the app answered through the installed server');
+  t.equal(s.vars.get('SSL_VERSION_INTERFACE'), `ucspi-tls-server/${pkg.version}`);
+}
+
 async function versions(t: Test, bindir: string): Promise<void> {
   for (const p of programs) {
     const r = await run(join(bindir, p), ['--version'], { PATH: process.env.PATH });
@@ -51,19 +71,23 @@ async function versions(t: Test, bindir: string): Promise<void> {
 }
 
 t.test('make install PREFIX=...: executables, run-time modules, man pages; then make uninstall', async (t) => {
-  const prefix = join(tempDir(t), 'usr', 'local');
+  const top = tempDir(t);
+  chmodSync(top, 0o755); // the server's workers run as nobody and load the installed files
+  const prefix = join(top, 'usr', 'local');
   make(['install', `PREFIX=${prefix}`]);
   for (const p of programs) {
     const link = join(prefix, 'bin', p);
     t.ok(lstatSync(link).isSymbolicLink(), `bin/${p} is a link`);
     t.equal(readlinkSync(link), `../lib/ucspi-tls-wrap/bin/${p}`, 'relative, so it holds wherever the tree is');
   }
-  t.same(readdirSync(join(prefix, 'lib/ucspi-tls-wrap/build')).sort(), [...programs.flatMap((p) => [`${p}.js`, `${p}.bundle.js`]), 'ucspi-tls-wrap.cache'].sort(),
-    'per executable a loader and one bundle with its modules and minimist in it, and the helper\'s compiled code: no node_modules, no tests');
+  const worker = ['ucspi-tls-server-worker.js', 'ucspi-tls-server-worker.bundle.js'];
+  t.same(readdirSync(join(prefix, 'lib/ucspi-tls-wrap/build')).sort(), [...programs.flatMap((p) => [`${p}.js`, `${p}.bundle.js`]), 'ucspi-tls-wrap.cache', ...worker].sort(),
+    'per executable a loader and one bundle with its modules and minimist in it, the server\'s worker, and the helper\'s compiled code: no node_modules, no tests');
   t.notOk(existsSync(join(prefix, 'lib/ucspi-tls-wrap/node_modules')));
   t.ok(existsSync(join(prefix, 'share/doc/ucspi-tls-wrap/examples/systemd/submission@.service')), 'examples');
   await versions(t, join(prefix, 'bin'));
   await servesUnderTcpserver(t, join(prefix, 'bin', 'ucspi-tls-wrap'));
+  await servesAsServer(t, join(prefix, 'bin', 'ucspi-tls-server'));
   const manpath = join(prefix, 'share', 'man');
   for (const p of programs) renders(t, manpath, '1', p);
   renders(t, manpath, '7', 'ucspi-tls');
@@ -92,6 +116,7 @@ t.test('npm pack, then npm install -g of the tarball: commands and man pages', a
   t.match(listing, /^package\/build\/src\/helper\/main\.js$/m);
   t.match(listing, /^package\/man\/ucspi-tls\.7$/m);
   t.match(listing, /^package\/build\/ucspi-tls-wrap\.cache$/m, 'the helper\'s compiled code');
+  t.match(listing, /^package\/build\/ucspi-tls-server-worker\.bundle\.js$/m, 'the server\'s worker');
   t.notMatch(listing, /^package\/build\/test\//m, 'no tests in the package');
   t.notMatch(listing, /^package\/src\//m, 'no TypeScript sources');
 

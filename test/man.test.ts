@@ -9,6 +9,7 @@ const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { bi
 const mustShow: Record<string, string[]> = {
   'ucspi-tls-wrap': ['--implicit', '--require-client-cert', 'SSLCTLFD', 'EXIT STATUS', '98'],
   'ucspi-tls-client': ['--servername', '--insecure', 'SSL_SERVER_VERIFY', 'tcpclient', 'EXIT STATUS'],
+  'ucspi-tls-server': ['--implicit', '--concurrency', 'TLS_UID', 'LISTEN_FDS', 'THE PROCESS MODEL', 'SIGNALS', 'EXIT STATUS'],
 };
 
 t.same(Object.keys(pkg.bin), Object.keys(mustShow), 'each executable is checked here');

@@ -6,7 +6,8 @@ import { EXIT_NO_TLS, spawnApp, spawnFailureStatus, spawnImplicitApp, SpawnError
 import type { AppProcess } from '../process/app-process';
 import { commandMissing } from '../process/command-path';
 import { clientSource, closeInheritedFds, locateClient } from '../process/client-fds';
-import { CredentialsError, readCredentials, type Credentials } from '../tls/credentials';
+import type { Credentials } from '../tls/credentials';
+import { CredentialsError, loadCredentials } from '../tls/load';
 import { appEnvironment } from '../process/environment';
 import { createLogger, fatalLine } from '../log';
 import { EXIT_CONFIG, parseArgs, PROGRAM, USAGE } from './options';
@@ -70,15 +71,10 @@ function main(): void {
 
   let creds: Credentials;
   try {
-    creds = readCredentials(config.tls);
+    creds = loadCredentials(config.tls);
   } catch (e) {
     if (e instanceof CredentialsError) fatal(e.message, EXIT_CONFIG);
     throw e;
-  }
-  if (config.tls.customAlgorithms) {
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
-    const refused = (require('../tls/algorithm-check') as typeof import('../tls/algorithm-check')).checkAlgorithms(config.tls, creds);
-    if (refused !== undefined) fatal(refused, EXIT_CONFIG);
   }
 
   const env = appEnvironment(process.env, {

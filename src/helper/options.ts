@@ -2,6 +2,7 @@
 // tested directly.
 import minimist from 'minimist';
 import { isTlsVariable, nonEmpty, readTlsConfig, type ClientCertMode, type TlsConfig } from '../tls/config';
+import { idsFrom, type Ids } from '../process/ids';
 
 export const PROGRAM = 'ucspi-tls-wrap';
 
@@ -14,10 +15,7 @@ export function isHelperVariable(name: string): boolean {
   return isTlsVariable(name) || name === 'TLS_UID' || name === 'TLS_GID';
 }
 
-export interface Ids {
-  uid: number;
-  gid: number;
-}
+export type { Ids } from '../process/ids';
 
 export type Verbosity = 0 | 1 | 2;
 
@@ -149,15 +147,6 @@ export function parseArgs(argv: readonly string[], env: Env): Parsed {
   if (ids !== undefined) config.appIds = ids;
   if (helperIds !== undefined) config.helperIds = helperIds;
   return { kind: 'run', config };
-}
-
-/** Both ids or neither: a uid without a gid would leave the process in group 0. */
-function idsFrom(what: string, uid: unknown, gid: unknown): Ids | string | undefined {
-  if (uid === undefined && gid === undefined) return undefined;
-  if (uid === undefined || gid === undefined) return `${what}: give both the uid and the gid`;
-  const [u, g] = [String(uid), String(gid)];
-  if (!/^\d+$/.test(u) || !/^\d+$/.test(g)) return `${what}: '${u}:${g}' is not a numeric uid and gid`;
-  return { uid: Number(u), gid: Number(g) };
 }
 
 function configError(message: string): Parsed {

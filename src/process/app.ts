@@ -1,7 +1,7 @@
 // Start the app with the fds of the contract, and pass its end on.
 import type { Socket } from 'node:net';
 import { spawnProcess, type AppProcess, type ChildFd } from './app-process';
-import type { Ids } from '../helper/options';
+import type { Ids } from './ids';
 
 export interface AppFds {
   stdin: number;

@@ -1,6 +1,6 @@
 // Who runs what: the app as $UID/$GID, the helper as $TLS_UID/$TLS_GID, both only when the
 // helper starts as root. The decision is pure; dropPrivileges does it.
-import type { Ids } from '../helper/options';
+import type { Ids } from './ids';
 
 export interface PrivilegePlan {
   /** Spawn the app with these ids. */

@@ -4,7 +4,7 @@ import type { TLSSocket } from 'node:tls';
 import type { App } from '../process/app';
 import { classifyCommand, describeByte } from './control';
 import type { Logger } from '../log';
-import { relay, summaryLine, type Relay } from './relay';
+import { relay, summaryLine, type Relay, type RelayCounts } from './relay';
 import { encodeReply, type Vars } from './reply';
 
 export interface EngineHooks {
@@ -16,12 +16,17 @@ export interface EngineHooks {
 export interface Engine {
   /** The closing log line, once TLS has run. */
   summary(): string | undefined;
+  /** Bytes relayed so far; undefined until TLS runs. */
+  counts(): RelayCounts | undefined;
   /** The app has exited (the helper waits for its last bytes to go out). */
   appExited(): void;
 }
 
+/** Our ends of the app's control socket and its two channels. */
+export type AppChannels = Pick<App, 'ctl' | 'toApp' | 'fromApp'>;
+
 export interface ControlInput {
-  app: App;
+  app: AppChannels;
   log: Logger;
   hooks: EngineHooks;
   /** 'client' for the server side, 'server' for the client side: how the log names the other end. */
@@ -93,5 +98,5 @@ export function startControl(c: ControlInput): Engine {
     });
   }
 
-  return { summary: () => summaryLine(running, c.peer), appExited: () => running?.appExited() };
+  return { summary: () => summaryLine(running, c.peer), counts: () => running?.counts(), appExited: () => running?.appExited() };
 }

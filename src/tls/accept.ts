@@ -30,11 +30,14 @@ export interface Accepted {
 export interface Acceptor {
   /** Why no handshake can succeed (OpenSSL refused the policy), found before any client. */
   broken: string | undefined;
-  /** Resolves once TLS is up; rejects with an Error whose message is the log line. */
-  accept(client: Duplex, timeoutMs: number): Promise<Accepted>;
+  /**
+   * Resolves once TLS is up; rejects with an Error whose message is the log line. `log`, for
+   * this connection's lines, defaults to the acceptor's.
+   */
+  accept(client: Duplex, timeoutMs: number, log?: Logger): Promise<Accepted>;
 }
 
-export function createAcceptor(policy: TlsConfig, creds: Credentials, log: Logger, interfaceVersion: string): Acceptor {
+export function createAcceptor(policy: TlsConfig, creds: Credentials, defaultLog: Logger, interfaceVersion: string): Acceptor {
   const servers = new ServerCache(creds, policy);
   const tls13Allowed = policy.maxVersion === 'TLSv1.3';
   const choose: Chooser<Served> = (hello: HelloInfo | undefined) => {
@@ -52,7 +55,7 @@ export function createAcceptor(policy: TlsConfig, creds: Credentials, log: Logge
     broken = `TLS policy rejected by OpenSSL: ${(err as Error).message}`;
   }
 
-  async function accept(client: Duplex, timeoutMs: number): Promise<Accepted> {
+  async function accept(client: Duplex, timeoutMs: number, log = defaultLog): Promise<Accepted> {
     if (broken !== undefined) {
       client.destroy();
       throw new Error(`handshake not started: ${broken}`);

@@ -27,12 +27,12 @@ const UNRECOGNIZED_NAME_ALERT = Buffer.from([0x15, 0x03, 0x03, 0x00, 0x02, 0x02,
 export function serverHandshake<T>(client: Duplex, opts: HandshakeOptions<T>): Promise<Handshaken<T>> {
   return new Promise((resolve, reject) => {
     let settled = false;
-    let server: Server | undefined;
+    let unregister = (): void => {};
     const fail = (why: string): void => {
       if (settled) return;
       settled = true;
       clearTimeout(timer);
-      server?.removeAllListeners('secureConnection').removeAllListeners('tlsClientError');
+      unregister();
       client.destroy();
       reject(new Error(why));
     };
@@ -68,33 +68,80 @@ export function serverHandshake<T>(client: Duplex, opts: HandshakeOptions<T>): P
     client.once('error', onEarlyError);
 
     function start(s: Server, hello: HelloInfo | undefined, chosen: T): void {
-      server = s;
       // The TLS socket takes allowHalfOpen from the client stream. Half-open during the
       // handshake, it would wait forever for the rest of a handshake after the client's EOF
       // (a client that closes right after its Finished, or before it): closed, Node reports
       // the hang-up at once. Half-close is wanted only once TLS is up.
       const halfOpen = client.allowHalfOpen;
-      s.once('secureConnection', (t: TLSSocket) => {
-        s.removeAllListeners('tlsClientError');
-        t.allowHalfOpen = halfOpen;
-        if (settled) return t.destroy();
-        settled = true;
-        clearTimeout(timer);
-        resolve({ tls: t, hello, chosen });
-      });
-      s.once('tlsClientError', (e: Error, t: TLSSocket) => {
-        s.removeAllListeners('secureConnection');
-        // A required client certificate that failed verification: Node drops the socket
-        // (a "hang up"), and only the socket says why.
-        const why: unknown = t.authorizationError;
-        t.destroy();
-        fail(typeof why === 'string' ? `client certificate refused: ${reasonText(why)}` : `handshake failed: ${describeError(e)}${versionNote(e, hello)}`);
+      unregister = awaitHandshake(s, client, {
+        secure: (t) => {
+          unregister();
+          t.allowHalfOpen = halfOpen;
+          if (settled) return t.destroy();
+          settled = true;
+          clearTimeout(timer);
+          resolve({ tls: t, hello, chosen });
+        },
+        error: (e, t) => {
+          unregister();
+          // A required client certificate that failed verification: Node drops the socket
+          // (a "hang up"), and only the socket says why.
+          const why: unknown = t.authorizationError;
+          t.destroy();
+          fail(typeof why === 'string' ? `client certificate refused: ${reasonText(why)}` : `handshake failed: ${describeError(e)}${versionNote(e, hello)}`);
+        },
       });
       client.allowHalfOpen = false;
       s.emit('connection', client);
       client.allowHalfOpen = halfOpen;
     }
   });
+}
+
+interface Waiter {
+  secure(t: TLSSocket): void;
+  error(e: Error, t: TLSSocket): void;
+}
+
+/** The handshakes under way on each tls.Server, by the client stream they run on. */
+const waiting = new WeakMap<Server, Map<Duplex, Waiter>>();
+
+/**
+ * One tls.Server serves every handshake of its certificate at once in a resident server:
+ * its 'secureConnection' and 'tlsClientError' must reach the handshake of that very
+ * socket, never the first one listening. Returns the call that stops waiting.
+ */
+function awaitHandshake(s: Server, client: Duplex, w: Waiter): () => void {
+  let byClient = waiting.get(s);
+  if (byClient === undefined) {
+    const m = new Map<Duplex, Waiter>();
+    byClient = m;
+    waiting.set(s, m);
+    s.on('secureConnection', (t: TLSSocket) => {
+      const waiter = m.get(clientOf(t, m) as Duplex);
+      if (waiter !== undefined) waiter.secure(t);
+      else t.destroy(); // its handshake gave up (timed out) meanwhile
+    });
+    s.on('tlsClientError', (e: Error, t: TLSSocket) => {
+      const waiter = m.get(clientOf(t, m) as Duplex);
+      if (waiter !== undefined) waiter.error(e, t);
+      else t.destroy();
+    });
+  }
+  byClient.set(client, w);
+  const m = byClient;
+  return () => void m.delete(client);
+}
+
+/**
+ * The client stream under a server-side TLSSocket: Node keeps the stream it was given as
+ * `_parent` (Node 20 and 24 alike; the public API offers no link back). Failing that, a
+ * lone handshake under way is the one.
+ */
+function clientOf(t: TLSSocket, under: Map<Duplex, Waiter>): Duplex | undefined {
+  const parent = (t as unknown as { _parent?: Duplex })._parent;
+  if (parent !== undefined && under.has(parent)) return parent;
+  return under.size === 1 ? under.keys().next().value : undefined;
 }
 
 /** For a refused version: what the client offered (an old client, or a scanner probing). */

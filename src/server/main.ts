@@ -1,0 +1,333 @@
+// ucspi-tls-server's launcher: reads and checks everything once, listens, accepts (never
+// reading a byte), starts each app with the connection on fds 0/1, hands the app's
+// channels and, on its command, the connection to a TLS worker, and logs each
+// connection's start and end. See ucspi-tls-server(1).
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { existsSync, writeSync } from 'node:fs';
+import type { Socket } from 'node:net';
+import { availableParallelism } from 'node:os';
+import { join } from 'node:path';
+import { createLogger, fatalLine } from '../log';
+import { IMPLICIT_STUB, spawnFailureStatus } from '../process/app';
+import { closeInheritedFds } from '../process/client-fds';
+import { commandMissing } from '../process/command-path';
+import { appEnvironment } from '../process/environment';
+import type { Credentials } from '../tls/credentials';
+import { CredentialsError, loadCredentials } from '../tls/load';
+import { TICKET_KEY_BYTES } from '../tls/credentials';
+import { VERSION } from '../version';
+import { stopReading } from './handles';
+import { Listener, type Target } from './listener';
+import { endLine, listeningLine, place, startLine, workerDiedLine, type Ending, type Peer } from './log-lines';
+import { EXIT_CONFIG, parseServerArgs, SERVER_PROGRAM, USAGE, type ServerConfig } from './options';
+import { Pool, type WorkerSlot } from './pool';
+import { planServerPrivileges, type ServerPlan } from './privileges';
+import type { ChannelName, FromWorker } from './protocol';
+import { STALE_TCP_VARIABLES, tcpVariables } from './tcp-env';
+
+/** The worker's entry, built beside this one (build/ucspi-tls-server-worker.js). */
+const WORKER_FILE = join(__dirname, '..', '..', 'ucspi-tls-server-worker.js');
+
+interface Conn {
+  id: number;
+  pid: number;
+  worker: WorkerSlot;
+  child: ChildProcess;
+  /** Held, never read, until the worker asks for it (STARTTLS) or at once (implicit). */
+  client: Socket | undefined;
+  startedAt: number;
+  ending?: Ending;
+  workerLost: boolean;
+  done: boolean;
+}
+
+function fatal(message: string, status: number): never {
+  fatalLine(message, SERVER_PROGRAM);
+  process.exit(status);
+}
+
+async function main(): Promise<void> {
+  const parsed = parseServerArgs(process.argv.slice(2), process.env, availableParallelism(), process.pid);
+  if (parsed.kind === 'help') {
+    writeSync(1, `${USAGE}\n`);
+    process.exit(0);
+  }
+  if (parsed.kind === 'version') {
+    writeSync(1, `${SERVER_PROGRAM} ${VERSION}\n`);
+    process.exit(0);
+  }
+  if (parsed.kind === 'error') fatal(parsed.message, parsed.status);
+  const config = parsed.config;
+
+  // Fds inherited without close-on-exec would leak into every app.
+  closeInheritedFds(new Set(config.listen.kind === 'systemd' ? config.listen.fds : []));
+
+  const plan = planServerPrivileges(config.appIds, config.workerIds, { uid: process.getuid?.() ?? 0, gid: process.getgid?.() ?? 0 });
+  if (typeof plan === 'string') fatal(plan, EXIT_CONFIG);
+
+  const missing = commandMissing(config.app[0]!, process.env.PATH);
+  if (missing !== undefined) fatal(`cannot run ${config.app[0]}: ${missing}`, spawnFailureStatus(missing));
+  if (!existsSync(WORKER_FILE)) fatal(`the TLS worker ${WORKER_FILE} is missing`, EXIT_CONFIG);
+
+  let creds: Credentials;
+  try {
+    creds = loadCredentials(config.tls);
+  } catch (e) {
+    if (e instanceof CredentialsError) fatal(e.message, EXIT_CONFIG);
+    throw e;
+  }
+  // Without TICKETKEYFILE, one key for every worker: a client resumes whichever it reaches.
+  creds.ticketKeys ??= randomBytes(TICKET_KEY_BYTES);
+
+  await new Launcher(config, plan, creds).run();
+}
+
+class Launcher {
+  private readonly log;
+  private readonly note;
+  private readonly pool: Pool;
+  private readonly listeners: Listener[] = [];
+  private readonly conns = new Map<number, Conn>();
+  /** Accepted while the listeners could not pause yet: started as connections end. */
+  private readonly waiting: Socket[] = [];
+  private readonly baseEnv: Record<string, string>;
+  private readonly spares = new Map<number, { worker: WorkerSlot; got: (spare: unknown) => void }>();
+  private nextId = 1;
+  private nextKey = 1;
+  private active = 0;
+  private stopping = false;
+  private exiting = false;
+
+  constructor(
+    private readonly config: ServerConfig,
+    private readonly plan: ServerPlan,
+    creds: Credentials,
+  ) {
+    this.log = createLogger(2, config.verbosity, SERVER_PROGRAM, null);
+    // Lines shown unless -q: failures, and each connection's start and end.
+    this.note = this.log.warn;
+    const env = appEnvironment(process.env, { keepEnv: config.keepEnv, fromListenFd: true, ucspiTls: !config.implicit });
+    for (const n of STALE_TCP_VARIABLES) delete env[n];
+    this.baseEnv = env;
+    this.pool = new Pool(
+      WORKER_FILE,
+      config.workers,
+      {
+        tls: config.tls,
+        creds,
+        verbosity: config.verbosity,
+        handshakeTimeoutMs: config.handshakeTimeoutMs,
+        implicit: config.implicit,
+        interfaceVersion: `${SERVER_PROGRAM}/${VERSION}`,
+      },
+      plan.worker,
+      {
+        message: (w, m, h) => this.onWorkerMessage(w, m, h),
+        died: (w, code, signal) => this.onWorkerDied(w, code, signal),
+        restarted: (w) => this.note(`worker ${w.index} (pid ${w.pid}) started`),
+      },
+    );
+  }
+
+  async run(): Promise<void> {
+    try {
+      await this.pool.start();
+    } catch (e) {
+      await this.pool.stop();
+      fatal((e as Error).message, EXIT_CONFIG);
+    }
+    const targets: Target[] =
+      this.config.listen.kind === 'systemd' ? this.config.listen.fds.map((fd) => ({ fd })) : [{ host: this.config.listen.host, port: this.config.listen.port }];
+    for (const target of targets) {
+      const l = new Listener(
+        (s) => this.onConnection(s),
+        (handle, got) => this.fetchSpare(handle, got),
+      );
+      try {
+        await l.listen(target, this.config.backlog);
+      } catch (e) {
+        await this.pool.stop();
+        const where = 'fd' in target ? `fd ${target.fd}` : place({ address: target.host, port: target.port });
+        fatal(`cannot listen on ${where}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, EXIT_CONFIG);
+      }
+      this.listeners.push(l);
+    }
+    if (this.config.printPort) writeSync(1, `${this.listeners[0]!.address().port}\n`);
+    const where = this.listeners.map((l) => place(l.address()));
+    this.note(listeningLine(where, this.config.workers, this.config.concurrency));
+    process.on('SIGTERM', () => this.stop('SIGTERM'));
+    process.on('SIGINT', () => this.stop('SIGINT'));
+    process.on('SIGHUP', () => this.note('SIGHUP ignored: the files are read only at start'));
+  }
+
+  /** A second fd of a listening socket, by way of a worker (see listener.ts). */
+  private fetchSpare(handle: unknown, got: (spare: unknown) => void): void {
+    const w = this.pool.pick();
+    if (w === undefined) return got(undefined); // asked again at the next pause
+    const key = this.nextKey++;
+    this.spares.set(key, { worker: w, got });
+    this.pool.send(w, { t: 'dup', key }, handle);
+  }
+
+  private onConnection(sock: Socket): void {
+    if (this.stopping) return void sock.destroy();
+    if (this.active >= this.config.concurrency) {
+      // The listeners could not pause yet: the connection waits here, unread, as it would
+      // in the listen queue; beyond the queue's length it is refused, as the kernel would.
+      if (this.waiting.length >= this.config.backlog) return void sock.destroy();
+      this.waiting.push(sock);
+      return;
+    }
+    this.startConnection(sock);
+  }
+
+  private startConnection(sock: Socket): void {
+    const remote: Peer = { address: sock.remoteAddress ?? '', port: sock.remotePort ?? 0 };
+    const local: Peer = { address: sock.localAddress ?? '', port: sock.localPort ?? 0 };
+    if (remote.address === '' || local.address === '') return void sock.destroy(); // gone already
+    const worker = this.pool.pick();
+    if (worker === undefined) {
+      this.note(`no TLS worker running: connection from ${place(remote)} closed`);
+      return void sock.destroy();
+    }
+    const env = { ...this.baseEnv, ...tcpVariables({ localAddress: local.address, localPort: local.port, remoteAddress: remote.address, remotePort: remote.port, ...(this.config.localName !== undefined ? { localName: this.config.localName } : {}) }) };
+    const ids = this.plan.app !== undefined ? { uid: this.plan.app.uid, gid: this.plan.app.gid } : {};
+    const [file, ...args] = this.config.app as [string, ...string[]];
+    // fds as the contract has them: STARTTLS 0/1 = the connection, 3/4/5 = control socket
+    // and channels; implicit: the stub's 0/1/3 are ours (the worker's), the connection its.
+    const child = this.config.implicit
+      ? spawn('/bin/sh', ['-c', IMPLICIT_STUB, 'sh', file, ...args], { env, stdio: ['pipe', 'pipe', 'inherit', 'pipe'], ...ids })
+      : spawn(file, args, { env, stdio: [sock, sock, 'inherit', 'pipe', 'pipe', 'pipe'], ...ids });
+    child.on('error', () => {}); // reported below, from the missing pid
+    if (child.pid === undefined) {
+      this.note(`cannot run ${file}: ${commandMissing(file, env.PATH) ?? 'cannot start'} (connection from ${place(remote)} closed)`);
+      for (const s of child.stdio) (s as Socket | null)?.destroy();
+      return void sock.destroy();
+    }
+    const channels: Array<[number, ChannelName]> = this.config.implicit
+      ? [
+          [0, 'toApp'],
+          [1, 'fromApp'],
+          [3, 'vars'],
+        ]
+      : [
+          [3, 'ctl'],
+          [4, 'toApp'],
+          [5, 'fromApp'],
+        ];
+    const pipes = child.stdio as unknown as Array<Socket | null>;
+    // Nothing the app writes may be read here: the worker reads it (see handles.ts).
+    for (const [fd] of channels) stopReading(pipes[fd]!);
+
+    const conn: Conn = { id: this.nextId++, pid: child.pid, worker, child, client: sock, startedAt: performance.now(), workerLost: false, done: false };
+    this.conns.set(conn.id, conn);
+    worker.conns.add(conn.id);
+    this.active++;
+    if (this.active >= this.config.concurrency) this.pauseAccepting();
+    createLogger(2, this.config.verbosity, SERVER_PROGRAM, conn.pid).warn(startLine(remote, local, worker.index, this.active, this.config.concurrency));
+
+    for (const [fd, name] of channels) {
+      this.pool.send(worker, { t: 'channel', id: conn.id, pid: conn.pid, name }, pipes[fd]);
+      // Gone to the worker: nothing here needs the socket object for the app's lifetime.
+      pipes[fd] = null;
+    }
+    if (this.config.implicit) Object.assign(child, { stdin: null, stdout: null });
+    if (this.config.implicit) this.handOver(conn);
+    child.once('exit', (code, signal) => {
+      conn.ending = signal !== null ? { code: null, signal } : { code: code ?? 0, signal: null };
+      if (conn.workerLost) this.finish(conn, { tls: false, toClient: 0, toApp: 0 });
+      else this.pool.send(conn.worker, { t: 'exit', id: conn.id });
+    });
+  }
+
+  /** The client connection to the worker; the launcher's copy closes once it is sent. */
+  private handOver(conn: Conn): void {
+    const client = conn.client;
+    conn.client = undefined;
+    if (client === undefined || client.destroyed) return this.pool.send(conn.worker, { t: 'no-client', id: conn.id });
+    this.pool.send(conn.worker, { t: 'client', id: conn.id }, client);
+  }
+
+  private onWorkerMessage(w: WorkerSlot, m: FromWorker, handle: unknown): void {
+    if (m.t === 'dup') {
+      const asked = this.spares.get(m.key);
+      this.spares.delete(m.key);
+      if (asked !== undefined) asked.got(handle);
+      else (handle as { close(): void }).close();
+      return;
+    }
+    if (m.t === 'ready') return;
+    const conn = this.conns.get(m.id);
+    if (conn === undefined || conn.worker !== w) return;
+    if (m.t === 'want') this.handOver(conn);
+    else if (m.t === 'end') this.finish(conn, m);
+  }
+
+  private onWorkerDied(w: WorkerSlot, code: number | null, signal: NodeJS.Signals | null): void {
+    this.note(workerDiedLine(w.index, w.pid, code, signal, w.conns.size));
+    for (const [key, asked] of this.spares) {
+      if (asked.worker !== w) continue;
+      this.spares.delete(key);
+      asked.got(undefined);
+    }
+    for (const id of w.conns) {
+      const conn = this.conns.get(id);
+      if (conn === undefined) continue;
+      conn.workerLost = true;
+      // Its apps see EOF and EPIPE on their channels; each connection ends with its app.
+      if (conn.ending !== undefined) this.finish(conn, { tls: false, toClient: 0, toApp: 0 });
+    }
+  }
+
+  private finish(conn: Conn, r: { tls: boolean; toClient: number; toApp: number }): void {
+    if (conn.done || conn.ending === undefined) return;
+    conn.done = true;
+    this.conns.delete(conn.id);
+    conn.worker.conns.delete(conn.id);
+    conn.client?.destroy();
+    const mode = conn.workerLost ? 'worker lost' : r.tls ? 'tls' : 'plaintext';
+    createLogger(2, this.config.verbosity, SERVER_PROGRAM, conn.pid).warn(endLine(conn.ending, mode, r.toClient, r.toApp, performance.now() - conn.startedAt));
+    this.active--;
+    while (this.active < this.config.concurrency && this.waiting.length > 0 && !this.stopping) this.startConnection(this.waiting.shift()!);
+    if (this.active < this.config.concurrency && !this.stopping) this.resumeAccepting();
+    if (this.stopping && this.active === 0) void this.exit();
+  }
+
+  private pauseAccepting(): void {
+    if (!this.listeners.some((l) => l.accepting())) return;
+    this.log.info(`${this.active} connections: accepting paused`);
+    for (const l of this.listeners) l.pause();
+  }
+
+  private resumeAccepting(): void {
+    if (this.listeners.every((l) => l.accepting())) return;
+    this.log.info('accepting resumed');
+    for (const l of this.listeners) l.resume();
+  }
+
+  private stop(signal: string): void {
+    const first = !this.stopping;
+    this.stopping = true;
+    if (first) {
+      for (const l of this.listeners) l.close();
+      for (const s of this.waiting.splice(0)) s.destroy();
+    }
+    let sent = 0;
+    for (const conn of this.conns.values()) {
+      if (conn.ending === undefined && conn.child.kill('SIGTERM')) sent++;
+    }
+    this.note(`${signal}: no longer accepting; SIGTERM sent to ${sent} app(s)`);
+    if (this.active === 0) void this.exit();
+  }
+
+  private async exit(): Promise<void> {
+    if (this.exiting) return;
+    this.exiting = true;
+    await this.pool.stop();
+    this.note('exiting');
+    process.exit(0);
+  }
+}
+
+void main();

@@ -1,0 +1,204 @@
+// ucspi-tls-server's command line and environment -> configuration. Pure: no I/O.
+import { isIP } from 'node:net';
+import minimist from 'minimist';
+import { nonEmpty, readTlsConfig, type ClientCertMode, type TlsConfig } from '../tls/config';
+import { idsFrom, type Ids } from '../process/ids';
+import type { Verbosity } from '../helper/options';
+
+export const SERVER_PROGRAM = 'ucspi-tls-server';
+
+export const EXIT_USAGE = 100;
+export const EXIT_CONFIG = 111;
+
+export type Listen = { kind: 'address'; host: string; port: number } | { kind: 'systemd'; fds: number[] };
+
+export interface ServerConfig {
+  listen: Listen;
+  app: string[];
+  verbosity: Verbosity;
+  /** 0 means no limit. */
+  handshakeTimeoutMs: number;
+  concurrency: number;
+  backlog: number;
+  workers: number;
+  /** TCPLOCALHOST, as tcpserver's -l. */
+  localName?: string;
+  printPort: boolean;
+  keepEnv: boolean;
+  implicit: boolean;
+  tls: TlsConfig;
+  /** Who the apps run as (-u/-g, or $UID/$GID). */
+  appIds?: Ids;
+  /** Who the TLS workers run as ($TLS_UID/$TLS_GID). */
+  workerIds?: Ids;
+}
+
+export type Parsed =
+  | { kind: 'run'; config: ServerConfig }
+  | { kind: 'help' }
+  | { kind: 'version' }
+  | { kind: 'error'; status: number; message: string };
+
+export const DEFAULT_CONCURRENCY = 40;
+export const DEFAULT_BACKLOG = 511;
+const DEFAULT_TIMEOUT_S = 30;
+
+export const USAGE = `usage: ${SERVER_PROGRAM} [-1vqeyY] [--implicit] [-c n] [-b n] [-w n] [-t seconds] [-l name] [-u uid -g gid] host port app [arg ...]
+       ${SERVER_PROGRAM} [options] app [arg ...]     (listening sockets from systemd: LISTEN_FDS)
+  -c, --concurrency N        at most N connections at once (default ${DEFAULT_CONCURRENCY}); then stop accepting
+  -b, --backlog N            listen queue length (default ${DEFAULT_BACKLOG})
+  -w, --workers N            TLS worker processes (default: the number of CPUs)
+  -t, --timeout SECONDS      handshake time limit (default ${DEFAULT_TIMEOUT_S}, 0 = none)
+  -l, --local-name NAME      TCPLOCALHOST for the app
+  -1, --print-port           print the local port on stdout once listening
+  -u, --uid UID, -g, --gid GID
+                             run the apps as UID:GID (root only; default $UID and $GID)
+      --implicit             TLS from the first byte (ports 465, 993, 995)
+  -v, --verbose              log every event, not only connections and failures
+  -q, --quiet                log nothing but fatal errors
+  -e, --keep-env             leave the TLS configuration variables in the app's environment
+  -Y, --request-client-cert  ask the client for a certificate (optional)
+  -y, --require-client-cert  ask for a certificate and refuse clients without a valid one
+      --strict-sni           refuse clients whose server name matches no CERTFILE:name
+      --cert-pem             add SSL_CLIENT_CERT and SSL_CLIENT_CERT_CHAIN_n to the reply
+      --s6-vars              add s6-ucspitlsd's SSL_TLS_SNI_SERVERNAME, SSL_PEER_CERT_* to the reply
+  -h, --help                 print this and exit
+  -V, --version              print the version and exit
+environment: as ucspi-tls-wrap's (CERTFILE KEYFILE ...), TLS_UID TLS_GID for the workers;
+  see ${SERVER_PROGRAM}(1)`;
+
+type Env = Readonly<Record<string, string | undefined>>;
+
+const NUMBERS = { concurrency: 'c', backlog: 'b', workers: 'w' } as const;
+
+/** `cpus`: the default number of workers. `pid`: ours, to tell whether LISTEN_FDS is meant for us. */
+export function parseServerArgs(argv: readonly string[], env: Env, cpus: number, pid: number): Parsed {
+  let unknown: string | undefined;
+  const a = minimist([...argv], {
+    boolean: [
+      'verbose',
+      'quiet',
+      'keep-env',
+      'help',
+      'version',
+      'request-client-cert',
+      'require-client-cert',
+      'strict-sni',
+      'cert-pem',
+      's6-vars',
+      'implicit',
+      'print-port',
+    ],
+    string: ['concurrency', 'backlog', 'workers', 'timeout', 'local-name', 'uid', 'gid'],
+    alias: {
+      v: 'verbose',
+      q: 'quiet',
+      e: 'keep-env',
+      h: 'help',
+      V: 'version',
+      Y: 'request-client-cert',
+      y: 'require-client-cert',
+      1: 'print-port',
+      c: 'concurrency',
+      b: 'backlog',
+      w: 'workers',
+      t: 'timeout',
+      l: 'local-name',
+      u: 'uid',
+      g: 'gid',
+    },
+    stopEarly: true,
+    unknown: (arg) => {
+      if (unknown === undefined && arg.startsWith('-') && arg !== '-') unknown = arg;
+      return arg.startsWith('-') ? false : true;
+    },
+  });
+  if (unknown !== undefined) return usageError(`unknown option ${unknown}`);
+  if (a.help) return { kind: 'help' };
+  if (a.version) return { kind: 'version' };
+
+  for (const name of ['concurrency', 'backlog', 'workers', 'timeout', 'local-name', 'uid', 'gid']) {
+    if (Array.isArray(a[name])) return usageError(`--${name} given more than once`);
+  }
+  const numbers: Record<keyof typeof NUMBERS, number> = { concurrency: DEFAULT_CONCURRENCY, backlog: DEFAULT_BACKLOG, workers: Math.max(1, cpus) };
+  for (const name of Object.keys(NUMBERS) as Array<keyof typeof NUMBERS>) {
+    const v: unknown = a[name];
+    if (v === undefined) continue;
+    const s = String(v);
+    if (!/^\d{1,6}$/.test(s) || Number(s) < 1) return usageError(`-${NUMBERS[name]} needs a whole number from 1, not '${s}'`);
+    numbers[name] = Number(s);
+  }
+  let handshakeTimeoutMs = DEFAULT_TIMEOUT_S * 1000;
+  if (a.timeout !== undefined) {
+    const t = String(a.timeout);
+    if (!/^\d+(\.\d+)?$/.test(t)) return usageError(`--timeout needs a number of seconds, not '${t}'`);
+    handshakeTimeoutMs = Math.round(Number(t) * 1000);
+  }
+  const localName: unknown = a['local-name'];
+  if (localName !== undefined && (typeof localName !== 'string' || localName === '')) return usageError('-l needs a name');
+
+  const words = a._.map(String);
+  const systemd = systemdFds(env, pid);
+  if (typeof systemd === 'string') return configError(systemd);
+  let listen: Listen;
+  if (systemd !== undefined) {
+    listen = { kind: 'systemd', fds: systemd };
+  } else {
+    const [host, port] = words.splice(0, 2);
+    if (host === undefined || port === undefined) return usageError('give host and port (or run from a systemd socket unit)');
+    const address = host === '0' ? '0.0.0.0' : host;
+    if (isIP(address) === 0) return usageError(`host must be an IP address, not '${host}' (names are not looked up)`);
+    if (!/^\d{1,5}$/.test(port) || Number(port) > 65535) return usageError(`port must be a number from 0 to 65535, not '${port}'`);
+    listen = { kind: 'address', host: address, port: Number(port) };
+  }
+  if (words.length === 0) return usageError('no app to run');
+
+  const cliIds = idsFrom('-u/-g', a.uid, a.gid);
+  if (typeof cliIds === 'string') return usageError(cliIds);
+  const appIds = cliIds ?? idsFrom('$UID/$GID', nonEmpty(env, 'UID'), nonEmpty(env, 'GID'));
+  if (typeof appIds === 'string') return configError(appIds);
+  const workerIds = idsFrom('TLS_UID/TLS_GID', nonEmpty(env, 'TLS_UID'), nonEmpty(env, 'TLS_GID'));
+  if (typeof workerIds === 'string') return configError(workerIds);
+
+  if (a['request-client-cert'] && a['require-client-cert']) return usageError('-Y and -y exclude each other');
+  const clientCert: ClientCertMode = a['require-client-cert'] ? 'require' : a['request-client-cert'] ? 'request' : 'none';
+  const tls = readTlsConfig(env, {
+    clientCert,
+    strictSni: Boolean(a['strict-sni']),
+    certPem: Boolean(a['cert-pem']),
+    s6Vars: Boolean(a['s6-vars']),
+  });
+  if (typeof tls === 'string') return configError(tls);
+
+  const config: ServerConfig = {
+    listen,
+    app: words,
+    verbosity: a.quiet ? 0 : a.verbose ? 2 : 1,
+    handshakeTimeoutMs,
+    ...numbers,
+    printPort: Boolean(a['print-port']),
+    keepEnv: Boolean(a['keep-env']),
+    implicit: Boolean(a.implicit),
+    tls,
+  };
+  if (typeof localName === 'string') config.localName = localName;
+  if (appIds !== undefined) config.appIds = appIds;
+  if (workerIds !== undefined) config.workerIds = workerIds;
+  return { kind: 'run', config };
+}
+
+/** systemd's listening sockets (Accept=no): fds 3 .. 3+LISTEN_FDS-1, when LISTEN_PID is ours. */
+export function systemdFds(env: Env, pid: number): number[] | string | undefined {
+  const n = env.LISTEN_FDS;
+  if (n === undefined || env.LISTEN_PID !== String(pid)) return undefined;
+  if (!/^\d{1,3}$/.test(n) || Number(n) < 1) return `LISTEN_FDS=${n}: expected a number of listening sockets`;
+  return Array.from({ length: Number(n) }, (_, i) => 3 + i);
+}
+
+function configError(message: string): Parsed {
+  return { kind: 'error', status: EXIT_CONFIG, message };
+}
+
+function usageError(message: string): Parsed {
+  return { kind: 'error', status: EXIT_USAGE, message };
+}

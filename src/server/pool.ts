@@ -1,0 +1,134 @@
+// The TLS workers: forked as TLS_UID, given the setup, restarted when one dies, chosen in turn.
+import { fork, type ChildProcess } from 'node:child_process';
+import type { Ids } from '../process/ids';
+import type { FromWorker, ToWorker, WorkerSetup } from './protocol';
+
+export interface WorkerSlot {
+  /** 1..N, kept by the worker that replaces a dead one. */
+  index: number;
+  pid: number;
+  child: ChildProcess;
+  ready: boolean;
+  /** Launcher connection ids served by this worker. */
+  conns: Set<number>;
+  startedAt: number;
+}
+
+export interface PoolEvents {
+  message(w: WorkerSlot, m: FromWorker, handle: unknown): void;
+  /** A worker died on its own (not stopped by the pool); another is being started. */
+  died(w: WorkerSlot, code: number | null, signal: NodeJS.Signals | null): void;
+  /** A replacement is up. */
+  restarted(w: WorkerSlot): void;
+}
+
+/** A worker that dies sooner than this after its start is restarted only after this long. */
+const RESTART_DELAY_MS = 1000;
+
+export class Pool {
+  private readonly slots: Array<WorkerSlot | undefined>;
+  private next = 0;
+  private stopping = false;
+
+  constructor(
+    private readonly file: string,
+    count: number,
+    private readonly setup: WorkerSetup,
+    private readonly ids: Ids | undefined,
+    private readonly events: PoolEvents,
+  ) {
+    this.slots = new Array<WorkerSlot | undefined>(count).fill(undefined);
+  }
+
+  /** Start every worker; rejects with the line to log when one cannot start. */
+  start(): Promise<void> {
+    return Promise.all(this.slots.map((_, i) => this.fork(i + 1))).then(() => undefined);
+  }
+
+  private fork(index: number): Promise<WorkerSlot> {
+    return new Promise((resolve, reject) => {
+      let child: ChildProcess;
+      try {
+        child = fork(this.file, [], {
+          // Buffers in the credentials pass as Buffers.
+          serialization: 'advanced',
+          stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
+          execArgv: [],
+          // The worker needs nothing of the launcher's environment or directory.
+          env: {},
+          cwd: '/',
+          ...(this.ids !== undefined ? { uid: this.ids.uid, gid: this.ids.gid } : {}),
+        });
+      } catch (e) {
+        return reject(new Error(`cannot start a TLS worker: ${(e as Error).message}`));
+      }
+      const slot: WorkerSlot = { index, pid: child.pid ?? 0, child, ready: false, conns: new Set(), startedAt: Date.now() };
+      this.slots[index - 1] = slot;
+      child.on('error', () => {}); // a send to a worker that is gone; its 'exit' tells the rest
+      child.on('message', (m: FromWorker, handle: unknown) => {
+        if (m.t === 'ready' && !slot.ready) {
+          if (m.broken !== undefined) return reject(new Error(m.broken));
+          slot.ready = true;
+          return resolve(slot);
+        }
+        this.events.message(slot, m, handle);
+      });
+      child.once('exit', (code, signal) => {
+        if (!slot.ready) return reject(new Error(`a TLS worker could not start: it ${signal !== null ? `died on ${signal}` : `exited with ${code}`}`));
+        if (this.slots[index - 1] === slot) this.slots[index - 1] = undefined;
+        if (this.stopping) return;
+        this.events.died(slot, code, signal);
+        const delay = Date.now() - slot.startedAt < RESTART_DELAY_MS ? RESTART_DELAY_MS : 0;
+        setTimeout(() => {
+          if (this.stopping) return;
+          this.fork(index).then(
+            (w) => this.events.restarted(w),
+            () => {}, // its own exit is logged as a death, and retried
+          );
+        }, delay);
+      });
+      this.send(slot, { t: 'init', setup: this.setup });
+    });
+  }
+
+  /** The next live worker in turn; undefined when none is running. */
+  pick(): WorkerSlot | undefined {
+    for (let i = 0; i < this.slots.length; i++) {
+      const w = this.slots[(this.next + i) % this.slots.length];
+      if (w !== undefined && w.child.connected) {
+        this.next = (this.next + i + 1) % this.slots.length;
+        return w;
+      }
+    }
+    return undefined;
+  }
+
+  /** A handle that cannot go (the worker is gone) is closed here: nobody else would. */
+  send(w: WorkerSlot, m: ToWorker, handle?: unknown): void {
+    if (!w.child.connected) {
+      const h = handle as { destroy?(): void; close?(): void } | undefined;
+      if (h?.destroy !== undefined) h.destroy();
+      else h?.close?.();
+      return;
+    }
+    // Raw handles are what Node's IPC passes; its types know only sockets and servers.
+    w.child.send(m, handle as undefined, {}, () => {});
+  }
+
+  /** Disconnect every worker (each exits then) and wait until all are gone. */
+  stop(): Promise<void> {
+    this.stopping = true;
+    const live = this.slots.filter((w): w is WorkerSlot => w !== undefined && w.child.exitCode === null && w.child.signalCode === null);
+    return Promise.all(
+      live.map(
+        (w) =>
+          new Promise<void>((resolve) => {
+            w.child.once('exit', () => resolve());
+            if (w.child.connected) w.child.disconnect();
+            // A worker that does not go: it holds nothing the launcher still needs.
+            setTimeout(() => w.child.kill('SIGKILL'), 2000).unref();
+          }),
+      ),
+    ).then(() => undefined);
+  }
+}

@@ -1,0 +1,156 @@
+// A TLS worker: runs the UCSPI-TLS session of each connection the launcher hands it, with
+// the same session code as the per-connection helper. It never opens a key file (the
+// launcher sends the credentials) and never sees a client byte before the app's command.
+import type { Socket } from 'node:net';
+import { createLogger, type Logger } from '../log';
+import { startControl, type Engine } from '../session/control-session';
+import { startImplicitSession } from '../session/implicit-session';
+import { createAcceptor, type Acceptor } from '../tls/accept';
+import { setNonBlocking } from './handles';
+import { SERVER_PROGRAM } from './options';
+import type { ChannelName, FromWorker, ToWorker, WorkerSetup } from './protocol';
+
+interface Conn {
+  id: number;
+  log: Logger;
+  channels: Partial<Record<ChannelName, Socket>>;
+  engine?: Engine;
+  /** The client connection, once the launcher sent it; or why it will not come. */
+  client?: Promise<Socket>;
+  deliver?: (s: Socket | Error) => void;
+  exited: boolean;
+  handshaking: boolean;
+  tlsUp: boolean;
+  outDone: boolean;
+}
+
+let setup: WorkerSetup | undefined;
+let acceptor: Acceptor | undefined;
+const conns = new Map<number, Conn>();
+
+function send(m: FromWorker, handle?: unknown, done?: () => void): void {
+  // The launcher gone: the 'disconnect' handler ends this process.
+  if (!process.connected) return;
+  // Raw handles are what Node's IPC passes; its types know only sockets and servers.
+  process.send!(m, handle as undefined, {}, done);
+}
+
+function connOf(id: number, pid: number): Conn {
+  let c = conns.get(id);
+  if (c === undefined) {
+    c = { id, log: createLogger(2, setup!.verbosity, SERVER_PROGRAM, pid), channels: {}, exited: false, handshaking: false, tlsUp: false, outDone: false };
+    conns.set(id, c);
+  }
+  return c;
+}
+
+/** The client connection, asked of the launcher once (STARTTLS) or sent unasked (implicit). */
+function client(c: Conn): Promise<Socket> {
+  if (c.client === undefined) {
+    c.client = new Promise<Socket | Error>((resolve) => (c.deliver = resolve)).then((s) => (s instanceof Error ? Promise.reject(s) : s));
+    if (!setup!.implicit) send({ t: 'want', id: c.id });
+  }
+  return c.client;
+}
+
+function handshake(c: Conn): ReturnType<Acceptor['accept']> {
+  c.handshaking = true;
+  const run = async (): ReturnType<Acceptor['accept']> => acceptor!.accept(await client(c), setup!.handshakeTimeoutMs, c.log);
+  return run().finally(() => {
+    c.handshaking = false;
+    // A failed handshake may be the last thing the connection waited for; a good one is
+    // followed at once by tlsStarted.
+    setImmediate(() => maybeEnd(c));
+  });
+}
+
+function start(c: Conn): void {
+  const ch = c.channels;
+  const hooks = {
+    tlsStarted: () => {
+      c.tlsUp = true;
+    },
+    outboundDone: () => {
+      c.outDone = true;
+      maybeEnd(c);
+    },
+  };
+  if (setup!.implicit) {
+    if (ch.toApp === undefined || ch.fromApp === undefined || ch.vars === undefined) return;
+    c.engine = startImplicitSession({ app: { toApp: ch.toApp, fromApp: ch.fromApp, vars: ch.vars }, log: c.log, hooks, handshake: () => handshake(c) });
+  } else {
+    if (ch.ctl === undefined || ch.toApp === undefined || ch.fromApp === undefined) return;
+    // Closed once TLS is up (or refused): an idle session keeps only what it relays with.
+    ch.ctl.once('close', () => delete ch.ctl);
+    c.engine = startControl({ app: { ctl: ch.ctl, toApp: ch.toApp, fromApp: ch.fromApp }, log: c.log, hooks, peer: 'client', handshake: () => handshake(c) });
+  }
+}
+
+/** The session is over once the app has exited, no handshake runs, and TLS (if it ran) has sent its last byte. */
+function maybeEnd(c: Conn): void {
+  if (!conns.has(c.id) || !c.exited || c.handshaking || (c.tlsUp && !c.outDone)) return;
+  conns.delete(c.id);
+  const line = c.engine?.summary();
+  if (line !== undefined) c.log.info(line);
+  const counts = c.engine?.counts();
+  for (const s of Object.values(c.channels)) s.destroy();
+  send({ t: 'end', id: c.id, tls: c.tlsUp, toClient: counts?.toPeer ?? 0, toApp: counts?.toApp ?? 0 });
+}
+
+function onMessage(m: ToWorker, handle: unknown): void {
+  switch (m.t) {
+    case 'init': {
+      setup = m.setup;
+      acceptor = createAcceptor(setup.tls, setup.creds, createLogger(2, setup.verbosity, SERVER_PROGRAM, null), setup.interfaceVersion);
+      send(acceptor.broken !== undefined ? { t: 'ready', broken: acceptor.broken } : { t: 'ready' });
+      return;
+    }
+    case 'channel': {
+      const c = connOf(m.id, m.pid);
+      c.channels[m.name] = handle as Socket;
+      start(c);
+      return;
+    }
+    case 'client': {
+      const s = handle as Socket;
+      // Before the event loop reads from it (see handles.ts); half-close as the contract has it.
+      setNonBlocking(s);
+      s.allowHalfOpen = true;
+      s.setNoDelay(true);
+      const c = conns.get(m.id);
+      if (c === undefined) return void s.destroy();
+      client(c);
+      c.deliver!(s);
+      delete c.deliver;
+      return;
+    }
+    case 'no-client': {
+      const c = conns.get(m.id);
+      if (c === undefined) return;
+      client(c);
+      c.deliver!(new Error('handshake not started: the client connection is gone'));
+      delete c.deliver;
+      return;
+    }
+    case 'exit': {
+      const c = conns.get(m.id);
+      if (c === undefined) return send({ t: 'end', id: m.id, tls: false, toClient: 0, toApp: 0 });
+      c.exited = true;
+      c.engine?.appExited();
+      maybeEnd(c);
+      return;
+    }
+    case 'dup': {
+      const h = handle as { close(): void };
+      send({ t: 'dup', key: m.key }, h, () => h.close());
+      return;
+    }
+  }
+}
+
+process.on('message', (m: ToWorker, handle: unknown) => onMessage(m, handle));
+// The launcher decides when a worker ends: signals meant for the process group (a ^C, a
+// supervisor's SIGTERM to every process) must not cut the sessions the launcher still
+// lets finish. Without the launcher, a worker has nothing left to do.
+for (const sig of ['SIGTERM', 'SIGINT', 'SIGHUP'] as const) process.on(sig, () => {});
+process.on('disconnect', () => process.exit(0));
