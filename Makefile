@@ -82,13 +82,13 @@ demo: all
 	sh demo/run
 
 # The helper and the server beside their C peers (stunnel, hitch) and floors; prints one
-# table and the targets (not part of check; about 6 minutes).
+# table and the targets (not part of check; about 4 minutes, at most 10 and a half).
 bench: all build/bench/bench-app bench-deps
 	$(TAP) build/bench/*.test.js
 	node build/bench/bench.js
 
-# 10 000 idle TLS connections held by ucspi-tls-server, each with its app (BENCH_IDLE=N for
-# another count). Each connection takes an fd in the client, a few in the server and its app.
+# 10 000 idle TLS connections held by ucspi-tls-server, then by hitch, each with its app
+# (BENCH_IDLE=N for another count; about 2 minutes). The client needs an fd per connection.
 soak-idle: all build/bench/bench-app bench-deps
 	$(TAP) build/bench/*.test.js
 	ulimit -n 131072 2>/dev/null || ulimit -n "$$(ulimit -Hn)"; node build/bench/idle.js
