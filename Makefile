@@ -25,7 +25,7 @@ NODE ?=
 # `make check RUNTIMES=node`.
 RUNTIMES ?= node node24
 
-.PHONY: all build man check soak deps test-deps runtimes demo bench clean install uninstall
+.PHONY: all build man check soak deps test-deps runtimes demo bench bench-deps soak-idle clean install uninstall
 
 all: build man
 
@@ -105,12 +105,22 @@ demo: all
 	sh scripts/install-debian-packages openssl ucspi-tcp swaks libnet-ssleay-perl
 	sh demo/run
 
-# The helper beside the Node floor and stunnel; one table per runtime (not part of check).
-bench: all build/bench/app $(if $(filter node24,$(RUNTIMES)),runtimes)
-	sh scripts/install-debian-packages openssl ucspi-tcp stunnel4
-	@for r in $(RUNTIMES); do scripts/with-node $$r node build/bench/bench.js || exit 1; done
+# The helper and the server beside their C peers (stunnel, hitch) and floors; one table and
+# its targets per runtime (not part of check; about 4 minutes a runtime, at most 10 and a half).
+bench: all build/bench/bench-app bench-deps $(if $(filter node24,$(RUNTIMES)),runtimes)
+	$(TAP) build/bench/*.test.js
+	@status=0; for r in $(RUNTIMES); do scripts/with-node $$r node build/bench/bench.js || status=1; done; exit $$status
 
-build/bench/app: bench/app.c
+# 10 000 idle TLS connections held by ucspi-tls-server, then by hitch, each with its app
+# (BENCH_IDLE=N for another count; about 2 minutes). The client needs an fd per connection.
+soak-idle: all build/bench/bench-app bench-deps $(if $(filter node24,$(RUNTIMES)),runtimes)
+	$(TAP) build/bench/*.test.js
+	@status=0; for r in $(RUNTIMES); do (ulimit -n 131072 2>/dev/null || ulimit -n "$$(ulimit -Hn)"; scripts/with-node $$r node build/bench/idle.js) || status=1; done; exit $$status
+
+bench-deps:
+	sh scripts/install-debian-packages openssl ucspi-tcp stunnel4 hitch
+
+build/bench/bench-app: bench/app.c
 	@mkdir -p build/bench
 	$(CC) -O2 -Wall -Wextra -o $@ bench/app.c
 
