@@ -2,7 +2,7 @@
 // limit, a worker killed mid-session, SIGTERM, systemd's socket, bad configuration.
 import t, { type Test } from 'tap';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { connect as netConnect, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { connect, type TLSSocket } from 'node:tls';
@@ -307,4 +307,29 @@ t.test('50 handshakes at once on one worker: each session gets its own TLS socke
   const answers = await Promise.all(Array.from({ length: 50 }, (_, i) => one(i).catch((e: Error) => e.message)));
   t.same(answers, Array.from({ length: 50 }, (_, i) => `250 yes NOOP ${i}\r\n221 bye\r\n`), 'every client its own answers, each once');
   t.notMatch(srv.err, /handshake|died|worker lost/, 'no handshake failed');
+});
+
+t.test('apps that close the control socket and exit at once: each decline is logged, before its end line', async (t) => {
+  const dir = tempDir(t);
+  const certs = makeCert(dir);
+  // The worker gets the app's three channels in three messages, and may see the control
+  // socket's EOF before it has the other two, or the app's exit in the same turn.
+  const app = join(dir, 'decline');
+  writeFileSync(app, '#!/bin/sh\nexec 3>&-\nexit 4\n', { mode: 0o755 });
+  const { srv, port } = await serve(t, baseEnv(certs), ['-w', '1', '-c', '100'], [app]);
+  const N = 50;
+  await Promise.all(
+    Array.from({ length: N }, async () => {
+      const { sock } = await plainClient(port);
+      sock.resume();
+      await new Promise((r) => sock.once('close', r));
+    }),
+  );
+  const ends = () => [...srv.err.matchAll(/^ucspi-tls-server: pid (\d+): end: exit 4, plaintext, /gm)].map((m) => m[1]!);
+  for (let i = 0; i < 250 && ends().length < N; i++) await sleep(20);
+  t.equal(ends().length, N, 'every connection ended');
+  for (const pid of ends()) {
+    const declined = srv.err.indexOf(`ucspi-tls-server: pid ${pid}: app closed the control socket: no TLS\n`);
+    t.ok(declined >= 0 && declined < srv.err.indexOf(`ucspi-tls-server: pid ${pid}: end: `), `pid ${pid}: the decline, then the end`);
+  }
 });

@@ -22,7 +22,12 @@ interface Conn {
   handshaking: boolean;
   tlsUp: boolean;
   outDone: boolean;
+  /** The app has exited with its control socket unread to the end: waiting for that. */
+  drainingCtl?: boolean;
 }
+
+/** How long an exited app's control socket may take to show its last bytes and EOF. */
+const CTL_DRAIN_MS = 1000;
 
 let setup: WorkerSetup | undefined;
 let acceptor: Acceptor | undefined;
@@ -89,6 +94,20 @@ function start(c: Conn): void {
 /** The session is over once the app has exited, no handshake runs, and TLS (if it ran) has sent its last byte. */
 function maybeEnd(c: Conn): void {
   if (!conns.has(c.id) || !c.exited || c.handshaking || (c.tlsUp && !c.outDone)) return;
+  // The app's exit can reach this worker before the EOF (or the command) it left on the
+  // control socket does, when both arrive in one turn: read that first, so that a decline
+  // is logged and a command is answered as the helper would.
+  const ctl = c.channels.ctl;
+  if (ctl !== undefined && !ctl.destroyed && !ctl.readableEnded) {
+    if (c.drainingCtl) return;
+    c.drainingCtl = true;
+    const again = (): void => {
+      setImmediate(() => maybeEnd(c));
+    };
+    ctl.once('end', again).once('close', again);
+    setTimeout(() => ctl.destroy(), CTL_DRAIN_MS).unref();
+    return;
+  }
   conns.delete(c.id);
   const line = c.engine?.summary();
   if (line !== undefined) c.log.info(line);

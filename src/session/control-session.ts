@@ -69,11 +69,15 @@ export function startControl(c: ControlInput): Engine {
       log.warn(`ignored ${extra.length} byte(s) after the command on the control socket (first ${describeByte(extra[0]!)})`);
     }
   });
-  app.ctl.once('end', () => {
+  const declined = (): void => {
     if (commanded) return;
     log.info('app closed the control socket: no TLS');
     closeChannels();
-  });
+  };
+  // A socket handed over from another process may have met its EOF (and said so) before this
+  // session was set up on it: the server's worker gets the app's channels one by one.
+  if (app.ctl.readableEnded) setImmediate(declined);
+  else app.ctl.once('end', declined);
 
   async function handshake(withInfo: boolean): Promise<void> {
     let up;
