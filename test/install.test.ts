@@ -4,7 +4,7 @@ import t, { type Test } from 'tap';
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { chmodSync, existsSync, lstatSync, mkdirSync, readdirSync, readlinkSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { APP, baseEnv, freePort, makeCert, ROOT, run, tcpserver, tempDir, tlsSession, waitFor } from './helpers';
+import { APP, baseEnv, freePort, makeCert, ROOT, run, tcpserver, tempDir, tlsSession, waitFor, WITHOUT_TEST_HOOKS } from './helpers';
 
 const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string; bin: Record<string, string> };
 const programs = Object.keys(pkg.bin);
@@ -46,7 +46,7 @@ async function servesUnderTcpserver(t: Test, helper: string): Promise<void> {
 /** The installed server, as root: its workers (nobody) start from the installed files, and serve a session. */
 async function servesAsServer(t: Test, server: string): Promise<void> {
   const dir = tempDir(t);
-  const srv = spawn(server, ['-v', '-1', '127.0.0.1', '0', APP], { env: baseEnv(makeCert(dir), { REPORT: dir }), stdio: ['ignore', 'pipe', 'pipe'] });
+  const srv = spawn(WITHOUT_TEST_HOOKS[0]!, [...WITHOUT_TEST_HOOKS.slice(1), server, '-v', '-1', '127.0.0.1', '0', APP], { env: baseEnv(makeCert(dir), { REPORT: dir }), stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   let err = '';
   srv.stdout!.on('data', (d: Buffer) => (out += d.toString()));

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { CLIENT_USAGE } from '../src/client/options';
 import { USAGE } from '../src/helper/options';
 import { USAGE as SERVER_USAGE } from '../src/server/options';
-import { freePort, ROOT, run, tempDir } from './helpers';
+import { freePort, ROOT, run, tempDir, WITHOUT_TEST_HOOKS } from './helpers';
 import { Job, listening } from './group';
 import { commandsOf, fences, indentedCode, shellBlocks, type ShellBlock } from './readme';
 
@@ -55,7 +55,9 @@ function packagesInstalled(t: Test, command: string): void {
 
 /** A command ending in `&`: started as a job of its own, stopped at the end of the test. */
 async function background(t: Test, command: string, port: number): Promise<Job> {
-  const job = new Job('sh', ['-c', command.replace(/ &$/, '')], { PATH });
+  // As an operator runs it: without the test runner's hooks (a server's workers, as nobody,
+  // could not load them from a private checkout).
+  const job = new Job(WITHOUT_TEST_HOOKS[0]!, [...WITHOUT_TEST_HOOKS.slice(1), 'sh', '-c', command.replace(/ &$/, '')], { PATH });
   t.teardown(() => job.stop());
   await listening(port);
   return job;

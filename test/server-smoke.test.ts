@@ -7,7 +7,7 @@ import { connect as netConnect, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { connect, type TLSSocket } from 'node:tls';
 import {
-  allGone, APP, appFds, baseEnv, hashUntilEnd, Lines, makeCert, readReport, ROOT, run, sendRandom, sleep, startTls, tempDir, waitFor,
+  allGone, APP, appFds, baseEnv, hashUntilEnd, Lines, makeCert, readReport, ROOT, run, sendRandom, sleep, startTls, tempDir, waitFor, WITHOUT_TEST_HOOKS,
 } from './helpers';
 
 const SERVER = join(ROOT, 'bin', 'ucspi-tls-server');
@@ -20,7 +20,8 @@ class Server {
   readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
   /** `more`: the server's fds from 3 on ('ignore': not open). */
   constructor(args: string[], env: NodeJS.ProcessEnv, cmd: string = SERVER, more: Array<'ignore' | 'pipe'> = []) {
-    this.proc = spawn(cmd, args, { env, stdio: ['ignore', 'pipe', 'pipe', ...more] });
+    // Without the test runner's hooks, which the workers (nobody) could not load from a private checkout.
+    this.proc = spawn(WITHOUT_TEST_HOOKS[0]!, [...WITHOUT_TEST_HOOKS.slice(1), cmd, ...args], { env, stdio: ['ignore', 'pipe', 'pipe', ...more] });
     this.proc.stdout!.on('data', (d: Buffer) => (this.out += d.toString()));
     this.proc.stderr!.on('data', (d: Buffer) => (this.err += d.toString()));
     this.exited = new Promise((r) => this.proc.once('exit', (code, signal) => r({ code, signal })));
@@ -272,14 +273,14 @@ t.test('bad input: one line and a defined status, before listening', async (t) =
     [['127.0.0.1', '0', join(dir, 'nope')], baseEnv(certs), 127, /fatal: cannot run .*nope: no such file/],
   ];
   for (const [args, env, status, re] of cases) {
-    const r = await run(SERVER, args, env);
+    const r = await run(WITHOUT_TEST_HOOKS[0]!, [...WITHOUT_TEST_HOOKS.slice(1), SERVER, ...args], env);
     t.equal(r.status, status, `${args.join(' ')}: exit ${status}`);
     t.match(r.err, re);
     t.equal(r.err.trim().split('\n').length, 1, 'one line');
   }
   // The port is taken: exit 111, and no worker is left behind.
   const { port } = await serve(t, baseEnv(certs, { REPORT: dir }), []);
-  const r = await run(SERVER, ['127.0.0.1', String(port), APP], baseEnv(certs));
+  const r = await run(WITHOUT_TEST_HOOKS[0]!, [...WITHOUT_TEST_HOOKS.slice(1), SERVER, '127.0.0.1', String(port), APP], baseEnv(certs));
   t.equal(r.status, 111);
   t.match(r.err, /^ucspi-tls-server: pid \d+: fatal: cannot listen on 127\.0\.0\.1 port \d+: address already in use$/m);
   // Workers of a server that failed would be orphans (parent 1) running our worker entry.
