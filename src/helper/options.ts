@@ -1,8 +1,8 @@
 // Command line and environment -> configuration. Pure: no I/O, so every rule is
 // tested directly.
-import minimist from 'minimist';
-import { isTlsVariable, nonEmpty, readTlsConfig, type ClientCertMode, type TlsConfig } from '../tls/config';
-import { idsFrom, type Ids } from '../process/ids';
+import { isTlsVariable, type TlsConfig } from '../tls/config';
+import type { Ids } from '../process/ids';
+import { handshakeTimeout, parseFlags, sessionPolicy } from '../session/policy-options';
 
 export const PROGRAM = 'ucspi-tls-wrap';
 
@@ -62,60 +62,19 @@ environment: CERTFILE KEYFILE CERTCHAINFILE OCSPFILE (each also as VAR:servernam
   CCAFILE VERIFYDEPTH CIPHERS CIPHERSUITES TLS_GROUPS TLS_MIN_VERSION TLS_MAX_VERSION DHFILE
   TICKETKEYFILE ALPN TLS_UID TLS_GID; see ${PROGRAM}(1)`;
 
-const DEFAULT_TIMEOUT_S = 30;
-
 type Env = Readonly<Record<string, string | undefined>>;
 
 export function parseArgs(argv: readonly string[], env: Env): Parsed {
-  let unknown: string | undefined;
-  const a = minimist([...argv], {
-    boolean: [
-      'verbose',
-      'quiet',
-      'keep-env',
-      'help',
-      'version',
-      'request-client-cert',
-      'require-client-cert',
-      'strict-sni',
-      'cert-pem',
-      's6-vars',
-      'implicit',
-    ],
-    string: ['timeout', 'log-file', 'uid', 'gid'],
-    alias: {
-      v: 'verbose',
-      q: 'quiet',
-      t: 'timeout',
-      l: 'log-file',
-      e: 'keep-env',
-      h: 'help',
-      V: 'version',
-      Y: 'request-client-cert',
-      y: 'require-client-cert',
-      u: 'uid',
-      g: 'gid',
-    },
-    stopEarly: true,
-    unknown: (arg) => {
-      // With stopEarly, the first non-option word is the app: accept it.
-      if (unknown === undefined && arg.startsWith('-') && arg !== '-') unknown = arg;
-      return arg.startsWith('-') ? false : true;
-    },
-  });
-  if (unknown !== undefined) return usageError(`unknown option ${unknown}`);
+  const a = parseFlags(argv, { string: ['log-file'], alias: { l: 'log-file' } });
+  if ('unknown' in a) return usageError(`unknown option ${a.unknown}`);
   if (a.help) return { kind: 'help' };
   if (a.version) return { kind: 'version' };
 
   for (const name of ['timeout', 'log-file', 'uid', 'gid']) {
     if (Array.isArray(a[name])) return usageError(`--${name} given more than once`);
   }
-  let handshakeTimeoutMs = DEFAULT_TIMEOUT_S * 1000;
-  if (a.timeout !== undefined) {
-    const t = String(a.timeout);
-    if (!/^\d+(\.\d+)?$/.test(t)) return usageError(`--timeout needs a number of seconds, not '${t}'`);
-    handshakeTimeoutMs = Math.round(Number(t) * 1000);
-  }
+  const handshakeTimeoutMs = handshakeTimeout(a.timeout);
+  if (typeof handshakeTimeoutMs !== 'number') return usageError(handshakeTimeoutMs.usage);
   const logFile: unknown = a['log-file'];
   if (logFile !== undefined && (typeof logFile !== 'string' || logFile === '')) {
     return usageError('--log-file needs a file name');
@@ -124,22 +83,10 @@ export function parseArgs(argv: readonly string[], env: Env): Parsed {
   const app = a._.map(String);
   if (app.length === 0) return usageError('no app to run');
 
-  const cliIds = idsFrom('-u/-g', a.uid, a.gid);
-  if (typeof cliIds === 'string') return usageError(cliIds);
-  const ids = cliIds ?? idsFrom('$UID/$GID', nonEmpty(env, 'UID'), nonEmpty(env, 'GID'));
-  if (typeof ids === 'string') return configError(ids);
-  const helperIds = idsFrom('TLS_UID/TLS_GID', nonEmpty(env, 'TLS_UID'), nonEmpty(env, 'TLS_GID'));
-  if (typeof helperIds === 'string') return configError(helperIds);
-
-  if (a['request-client-cert'] && a['require-client-cert']) return usageError('-Y and -y exclude each other');
-  const clientCert: ClientCertMode = a['require-client-cert'] ? 'require' : a['request-client-cert'] ? 'request' : 'none';
-  const tls = readTlsConfig(env, {
-    clientCert,
-    strictSni: Boolean(a['strict-sni']),
-    certPem: Boolean(a['cert-pem']),
-    s6Vars: Boolean(a['s6-vars']),
-  });
-  if (typeof tls === 'string') return configError(tls);
+  const policy = sessionPolicy(a, env);
+  if ('usage' in policy) return usageError(policy.usage);
+  if ('config' in policy) return configError(policy.config);
+  const { tls, appIds: ids, tlsIds: helperIds } = policy;
 
   const verbosity: Verbosity = a.quiet ? 0 : a.verbose ? 2 : 1;
   const config: Config = { app, verbosity, handshakeTimeoutMs, keepEnv: Boolean(a['keep-env']), implicit: Boolean(a.implicit), tls };

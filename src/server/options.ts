@@ -1,8 +1,8 @@
 // ucspi-tls-server's command line and environment -> configuration. Pure: no I/O.
 import { isIP } from 'node:net';
-import minimist from 'minimist';
-import { nonEmpty, readTlsConfig, type ClientCertMode, type TlsConfig } from '../tls/config';
-import { idsFrom, type Ids } from '../process/ids';
+import type { TlsConfig } from '../tls/config';
+import type { Ids } from '../process/ids';
+import { DEFAULT_TIMEOUT_S, handshakeTimeout, parseFlags, sessionPolicy } from '../session/policy-options';
 import type { Verbosity } from '../helper/options';
 
 export const SERVER_PROGRAM = 'ucspi-tls-server';
@@ -41,7 +41,6 @@ export type Parsed =
 
 export const DEFAULT_CONCURRENCY = 40;
 export const DEFAULT_BACKLOG = 511;
-const DEFAULT_TIMEOUT_S = 30;
 
 export const USAGE = `usage: ${SERVER_PROGRAM} [-1vqeyY] [--implicit] [-c n] [-b n] [-w n] [-t seconds] [-l name] [-u uid -g gid] host port app [arg ...]
        ${SERVER_PROGRAM} [options] app [arg ...]     (listening sockets from systemd: LISTEN_FDS)
@@ -73,47 +72,12 @@ const NUMBERS = { concurrency: 'c', backlog: 'b', workers: 'w' } as const;
 
 /** `cpus`: the default number of workers. `pid`: ours, to tell whether LISTEN_FDS is meant for us. */
 export function parseServerArgs(argv: readonly string[], env: Env, cpus: number, pid: number): Parsed {
-  let unknown: string | undefined;
-  const a = minimist([...argv], {
-    boolean: [
-      'verbose',
-      'quiet',
-      'keep-env',
-      'help',
-      'version',
-      'request-client-cert',
-      'require-client-cert',
-      'strict-sni',
-      'cert-pem',
-      's6-vars',
-      'implicit',
-      'print-port',
-    ],
-    string: ['concurrency', 'backlog', 'workers', 'timeout', 'local-name', 'uid', 'gid'],
-    alias: {
-      v: 'verbose',
-      q: 'quiet',
-      e: 'keep-env',
-      h: 'help',
-      V: 'version',
-      Y: 'request-client-cert',
-      y: 'require-client-cert',
-      1: 'print-port',
-      c: 'concurrency',
-      b: 'backlog',
-      w: 'workers',
-      t: 'timeout',
-      l: 'local-name',
-      u: 'uid',
-      g: 'gid',
-    },
-    stopEarly: true,
-    unknown: (arg) => {
-      if (unknown === undefined && arg.startsWith('-') && arg !== '-') unknown = arg;
-      return arg.startsWith('-') ? false : true;
-    },
+  const a = parseFlags(argv, {
+    boolean: ['print-port'],
+    string: ['concurrency', 'backlog', 'workers', 'local-name'],
+    alias: { 1: 'print-port', c: 'concurrency', b: 'backlog', w: 'workers', l: 'local-name' },
   });
-  if (unknown !== undefined) return usageError(`unknown option ${unknown}`);
+  if ('unknown' in a) return usageError(`unknown option ${a.unknown}`);
   if (a.help) return { kind: 'help' };
   if (a.version) return { kind: 'version' };
 
@@ -128,12 +92,8 @@ export function parseServerArgs(argv: readonly string[], env: Env, cpus: number,
     if (!/^\d{1,6}$/.test(s) || Number(s) < 1) return usageError(`-${NUMBERS[name]} needs a whole number from 1, not '${s}'`);
     numbers[name] = Number(s);
   }
-  let handshakeTimeoutMs = DEFAULT_TIMEOUT_S * 1000;
-  if (a.timeout !== undefined) {
-    const t = String(a.timeout);
-    if (!/^\d+(\.\d+)?$/.test(t)) return usageError(`--timeout needs a number of seconds, not '${t}'`);
-    handshakeTimeoutMs = Math.round(Number(t) * 1000);
-  }
+  const handshakeTimeoutMs = handshakeTimeout(a.timeout);
+  if (typeof handshakeTimeoutMs !== 'number') return usageError(handshakeTimeoutMs.usage);
   const localName: unknown = a['local-name'];
   if (localName !== undefined && (typeof localName !== 'string' || localName === '')) return usageError('-l needs a name');
 
@@ -153,22 +113,10 @@ export function parseServerArgs(argv: readonly string[], env: Env, cpus: number,
   }
   if (words.length === 0) return usageError('no app to run');
 
-  const cliIds = idsFrom('-u/-g', a.uid, a.gid);
-  if (typeof cliIds === 'string') return usageError(cliIds);
-  const appIds = cliIds ?? idsFrom('$UID/$GID', nonEmpty(env, 'UID'), nonEmpty(env, 'GID'));
-  if (typeof appIds === 'string') return configError(appIds);
-  const workerIds = idsFrom('TLS_UID/TLS_GID', nonEmpty(env, 'TLS_UID'), nonEmpty(env, 'TLS_GID'));
-  if (typeof workerIds === 'string') return configError(workerIds);
-
-  if (a['request-client-cert'] && a['require-client-cert']) return usageError('-Y and -y exclude each other');
-  const clientCert: ClientCertMode = a['require-client-cert'] ? 'require' : a['request-client-cert'] ? 'request' : 'none';
-  const tls = readTlsConfig(env, {
-    clientCert,
-    strictSni: Boolean(a['strict-sni']),
-    certPem: Boolean(a['cert-pem']),
-    s6Vars: Boolean(a['s6-vars']),
-  });
-  if (typeof tls === 'string') return configError(tls);
+  const policy = sessionPolicy(a, env);
+  if ('usage' in policy) return usageError(policy.usage);
+  if ('config' in policy) return configError(policy.config);
+  const { tls, appIds, tlsIds: workerIds } = policy;
 
   const config: ServerConfig = {
     listen,
