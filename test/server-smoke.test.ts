@@ -2,7 +2,7 @@
 // limit, a worker killed mid-session, SIGTERM, systemd's socket, bad configuration.
 import t, { type Test } from 'tap';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { connect as netConnect, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { connect, type TLSSocket } from 'node:tls';
@@ -333,4 +333,16 @@ t.test('apps that close the control socket and exit at once: each decline is log
     const declined = srv.err.indexOf(`ucspi-tls-server: pid ${pid}: app closed the control socket: no TLS\n`);
     t.ok(declined >= 0 && declined < srv.err.indexOf(`ucspi-tls-server: pid ${pid}: end: `), `pid ${pid}: the decline, then the end`);
   }
+});
+
+t.test('a node the workers cannot run (in a private folder): one line, exit 111, nothing left', async (t) => {
+  const dir = tempDir(t);
+  const certs = makeCert(dir);
+  const hidden = join(dir, 'private');
+  mkdirSync(hidden, { mode: 0o700 });
+  copyFileSync(process.execPath, join(hidden, 'node'));
+  chmodSync(join(hidden, 'node'), 0o755);
+  const r = await run(WITHOUT_TEST_HOOKS[0]!, [...WITHOUT_TEST_HOOKS.slice(1), SERVER, '127.0.0.1', '0', APP], baseEnv(certs, { PATH: `${hidden}:${process.env.PATH}` }));
+  t.equal(r.status, 111);
+  t.match(r.err, new RegExp(`^ucspi-tls-server: pid \\d+: fatal: cannot start a TLS worker \\(${hidden}/node as 65534:65534\\): permission denied\\n$`));
 });

@@ -2,6 +2,7 @@
 import { fork, type ChildProcess } from 'node:child_process';
 import { closeSync, openSync } from 'node:fs';
 import { basename } from 'node:path';
+import { errorWords } from '../messages';
 import type { Ids } from '../process/ids';
 import type { FromWorker, ToWorker, WorkerSetup } from './protocol';
 
@@ -74,7 +75,11 @@ export class Pool {
       }
       const slot: WorkerSlot = { index, pid: child.pid ?? 0, child, ready: false, conns: new Set(), startedAt: Date.now() };
       this.slots[index - 1] = slot;
-      child.on('error', () => {}); // a send to a worker that is gone; its 'exit' tells the rest
+      child.on('error', (e) => {
+        // Before the worker is up: node could not be started (as TLS_UID, say); no 'exit' follows.
+        if (!slot.ready) reject(new Error(`cannot start a TLS worker (${process.execPath} as ${this.ids !== undefined ? `${this.ids.uid}:${this.ids.gid}` : 'this user'}): ${errorWords(e)}`));
+        // Afterwards, a send to a worker that is gone; its 'exit' tells the rest.
+      });
       child.on('message', (m: FromWorker, handle: unknown) => {
         if (m.t === 'ready' && !slot.ready) {
           if (m.broken !== undefined) return reject(new Error(m.broken));
