@@ -8,28 +8,28 @@ import { startControl, type Engine, type EngineHooks } from '../session/control-
 import type { Credentials } from '../tls/credentials';
 import type { Logger } from '../log';
 import type { Config } from './options';
-import { createAcceptor } from '../tls/accept';
+import { createAcceptor, type Accepted } from '../tls/accept';
 
 export type { Engine, EngineHooks } from '../session/control-session';
 
-export interface EngineInput {
+/** What the helper's engines start from; `A` is the app as the mode started it. */
+export interface EngineInput<A = App> {
   config: Config;
   creds: Credentials;
   fds: ClientFds;
-  app: App;
+  app: A;
   log: Logger;
   interfaceVersion: string;
   hooks: EngineHooks;
 }
 
-export function startEngine(e: EngineInput): Engine {
+/** The handshake on the helper's one client connection, with the context built now. */
+export function clientHandshake(e: EngineInput<unknown>): () => Promise<Accepted> {
   const acceptor = createAcceptor(e.config.tls, e.creds, e.log, e.interfaceVersion);
   if (acceptor.broken !== undefined) e.log.warn(acceptor.broken);
-  return startControl({
-    app: e.app,
-    log: e.log,
-    hooks: e.hooks,
-    peer: 'client',
-    handshake: () => acceptor.accept(openClientStream(e.fds), e.config.handshakeTimeoutMs),
-  });
+  return () => acceptor.accept(openClientStream(e.fds), e.config.handshakeTimeoutMs);
+}
+
+export function startEngine(e: EngineInput): Engine {
+  return startControl({ app: e.app, log: e.log, hooks: e.hooks, peer: 'client', handshake: clientHandshake(e) });
 }
