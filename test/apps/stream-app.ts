@@ -51,7 +51,9 @@ input.on('end', () => {
   finish();
 });
 void new ChunkSource(seed, bytes).pipeTo(output).then((r) => {
-  sent = r;
-  output.end();
-  finish();
+  // Exit only once every byte is out of the stream's buffer: process.exit() drops the rest.
+  output.end(() => {
+    sent = r;
+    finish();
+  });
 });
