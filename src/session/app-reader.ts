@@ -23,6 +23,8 @@ export interface AppReader {
   socket: Socket;
   /** Bytes read from the app. */
   bytes(): number;
+  /** Chunks handed to the peer and not yet done with: the peer is still taking them. */
+  inFlight(): number;
 }
 
 /**
@@ -70,5 +72,5 @@ export function readReused(from: Socket, write: (chunk: Buffer, done: () => void
     },
     // `handle` is the option child_process itself uses to wrap its pipes; @types/node omits it.
   } as ConstructorParameters<typeof Socket>[0]);
-  return { socket, bytes: () => bytes };
+  return { socket, bytes: () => bytes, inFlight: () => inFlight };
 }

@@ -95,7 +95,9 @@ export function relay(tls: TLSSocket, toApp: Socket, appChannel: Socket, ev: Rel
   const appExited = (): void => {
     const timer = setInterval(() => {
       if (outDone || fromApp.readableEnded) return clearInterval(timer);
-      if (moved || tls.writableNeedDrain || fromApp.readableLength > 0) {
+      // Chunks the reader handed to TLS and waits for are backpressure too: the reader
+      // stops reading until the peer takes them, and the stream's counters may not show it.
+      if (moved || tls.writableNeedDrain || fromApp.readableLength > 0 || (reader?.inFlight() ?? 0) > 0) {
         moved = false;
         return;
       }
