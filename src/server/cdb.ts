@@ -7,7 +7,9 @@
 
 const HEADER = 2048;
 
-export class CdbError extends Error {}
+export class CdbError extends Error {
+  override name = 'CdbError';
+}
 
 /** djb's hash: h = ((h << 5) + h) ^ byte from 5381, in 32 bits. */
 export function cdbHash(key: Uint8Array): number {

@@ -47,7 +47,8 @@ export function parseRuleData(data: Buffer): { deny: boolean; env: Array<[string
       if (eq > 1) env.push([item.slice(1, eq), item.slice(eq + 1)]);
     }
   }
-  return { deny, env };
+  // A denied connection starts no app: nothing to set (tcprulescheck stops at the D).
+  return deny ? { deny, env: [] } : { deny, env };
 }
 
 export function findRule(cdb: Cdb, ip: string): Rule {
