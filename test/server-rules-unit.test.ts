@@ -176,6 +176,8 @@ t.test('the rules file: read again when tcprules replaces it; missing with and w
   t.same(optional.lookup('127.0.0.1'), { ok: true, rule: { key: '', deny: false, env: [] } }, 'repaired: used again');
   writeFileSync(file, readFileSync(file)); // the same bytes written in place
   t.same(optional.lookup('127.0.0.1').ok, true);
+  t.equal(new RulesFile('/dev/zero', false).check(), 'rules /dev/zero: not a regular file', 'a device: refused, not read forever');
+  t.equal(new RulesFile(dir, false).check(), `rules ${dir}: not a regular file`, 'a folder');
 });
 
 t.test('per-address count and limit: -C, a rule TCPCONNMAX over it, 0 no limit', async (t) => {
@@ -229,6 +231,11 @@ t.test('per-address count and limit: -C, a rule TCPCONNMAX over it, 0 no limit',
   const noRules = new Access(undefined, undefined, () => {});
   const n = noRules.admit('192.0.2.1', 'h');
   t.same(n.ok && n.env, {}, 'without -x and -C: nothing added to the environment');
+  const onlyC = new Access(undefined, 1, () => {});
+  const c1 = onlyC.admit('192.0.2.1', 'i1');
+  t.same(c1.ok && c1.env, { TCPCONNNUM: '1' }, '-C without -x');
+  const c2 = onlyC.admit('192.0.2.1', 'i2');
+  t.equal(!c2.ok && c2.line, 'deny: i2: 1 connection from 192.0.2.1 already (-C 1)');
 });
 
 t.test('options: -x FILE, -X, -C N', async (t) => {

@@ -40,8 +40,10 @@ export class RulesFile {
 
   private refresh(): void {
     let stamp: string;
+    let isFile: boolean;
     try {
       const st = statSync(this.path, { bigint: true });
+      isFile = st.isFile();
       // A rename brings a new inode; an edit in place a new size or time.
       stamp = `${st.dev}:${st.ino}:${st.size}:${st.mtimeNs}:${st.ctimeNs}`;
     } catch (e) {
@@ -51,6 +53,11 @@ export class RulesFile {
     }
     if (stamp === this.stamp) return;
     this.stamp = stamp;
+    if (!isFile) {
+      // A device or a folder given by mistake: reading /dev/zero would never end.
+      this.state = { failure: `rules ${this.path}: not a regular file` };
+      return;
+    }
     try {
       this.state = { cdb: Cdb.from(readFileSync(this.path)) };
     } catch (e) {
