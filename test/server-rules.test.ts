@@ -5,6 +5,7 @@
 import t, { type Test } from 'tap';
 import { copyFileSync, existsSync, writeFileSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
+import { connect as tlsConnect, type TLSSocket } from 'node:tls';
 import { join } from 'node:path';
 import {
   APP, baseEnv, freePort, Launcher, Lines, logged, makeCert, readReport, startTls, tempDir, ucspiTlsServer, waitFor, within, type ServerLauncher,
@@ -205,6 +206,40 @@ t.test('-C 2: a third connection at once from one address is refused, the next a
   t.ok(again.served, 'one ended: 127.0.0.1 served again');
   t.equal((await appEnv(dir, again)).get('TCPCONNNUM'), '2');
   for (const c of [b, other, again]) await quit(c);
+  await stopServer(t, srv);
+});
+
+t.test('--implicit: the same rules, checked before the handshake; the settings beside the session variables', async (t) => {
+  const dir = tempDir(t);
+  const rules = join(dir, 'rules.cdb');
+  tcprules(rules, ['127.0.0.2:deny', ':allow,RELAYCLIENT="",SSL_PROTOCOL="forged"']);
+  const port = await freePort();
+  const srv = await ucspiTlsServer(t, port, baseEnv(makeCert(dir), { REPORT: dir, REPORT_EACH: '1' }), [...SERVER_FLAGS, '--implicit', '-x', rules], [APP]);
+  const tls = await new Promise<TLSSocket>((res, rej) => {
+    const s = tlsConnect({ host: '127.0.0.1', port, servername: 'mail.example.test', rejectUnauthorized: false });
+    s.once('secureConnect', () => res(s));
+    s.once('error', rej);
+  });
+  const lines = new Lines(tls as unknown as Socket);
+  t.equal(await lines.line(), '220 test ESMTP');
+  const env = await waitFor(join(dir, String(tls.localPort), 'env'));
+  t.match(env, /^RELAYCLIENT=$/m, "the rule's setting");
+  t.match(env, /^SSL_PROTOCOL=TLSv1\.[23]$/m, 'the session variables come after the rules: a rule cannot forge them');
+  tls.write('QUIT\r\n');
+  await lines.line();
+  tls.destroy();
+
+  // A TLS client refused: closed before any handshake byte.
+  const refusedTls = await new Promise<Error>((res) => {
+    const raw = connect({ host: '127.0.0.1', port, localAddress: '127.0.0.2' });
+    const s = tlsConnect({ socket: raw, servername: 'mail.example.test', rejectUnauthorized: false });
+    s.once('secureConnect', () => res(new Error('handshake done')));
+    s.once('error', res);
+  });
+  t.match(refusedTls.message, /socket disconnected before secure TLS connection was established|ECONNRESET/, 'no handshake');
+  t.ok(await logged(srv, /^ucspi-tls-server: deny: 127\.0\.0\.2 port \d+ by rule 127\.0\.0\.2$/m), 'the deny line');
+  t.equal(srv.starts().length, 1, 'one app started, for the allowed client only');
+  await srv.end({ nth: 0 });
   await stopServer(t, srv);
 });
 
