@@ -18,6 +18,7 @@ import type { Credentials } from '../tls/credentials';
 import { CredentialsError, loadCredentials } from '../tls/load';
 import { TICKET_KEY_BYTES } from '../tls/credentials';
 import { VERSION } from '../version';
+import { Access, type Admission } from './access';
 import { stopReading } from './handles';
 import { Listener, type Target } from './listener';
 import { endLine, listeningLine, place, startLine, workerDiedLine, type Ending, type Peer } from './log-lines';
@@ -25,7 +26,8 @@ import { EXIT_CONFIG, EXIT_USAGE, parseServerArgs, SERVER_PROGRAM, USAGE, type S
 import { Pool, type WorkerSlot } from './pool';
 import { planServerPrivileges, type ServerPlan } from './privileges';
 import type { ChannelName, FromWorker } from './protocol';
-import { STALE_TCP_VARIABLES, tcpVariables } from './tcp-env';
+import { RulesFile } from './rules-file';
+import { STALE_TCP_VARIABLES, tcpVariables, unmapped } from './tcp-env';
 
 /** The worker's entry, built beside this one (build/ucspi-tls-server-worker.js). */
 const WORKER_FILE = join(__dirname, '..', '..', 'ucspi-tls-server-worker.js');
@@ -41,6 +43,8 @@ interface Conn {
   ending?: Ending;
   workerLost: boolean;
   done: boolean;
+  /** Its place in the per-address count. */
+  release: () => void;
 }
 
 function fatal(message: string, status: number): never {
@@ -81,13 +85,18 @@ async function main(): Promise<void> {
   // Without TICKETKEYFILE, one key for every worker: a client resumes whichever it reaches.
   creds.ticketKeys ??= randomBytes(TICKET_KEY_BYTES);
 
-  await new Launcher(config, plan, creds).run();
+  const rules = config.rules !== undefined ? new RulesFile(config.rules.path, config.rules.optional) : undefined;
+  const unusable = rules?.check();
+  if (unusable !== undefined) fatal(unusable, EXIT_CONFIG);
+
+  await new Launcher(config, plan, creds, rules).run();
 }
 
 class Launcher {
   private readonly log;
   private readonly note;
   private readonly pool: Pool;
+  private readonly access: Access;
   private readonly listeners: Listener[] = [];
   private readonly conns = new Map<number, Conn>();
   /** Accepted while the listeners could not pause yet: started as connections end. */
@@ -104,10 +113,12 @@ class Launcher {
     private readonly config: ServerConfig,
     private readonly plan: ServerPlan,
     creds: Credentials,
+    rules: RulesFile | undefined,
   ) {
     this.log = createLogger(2, config.verbosity, SERVER_PROGRAM, null);
     // Lines shown unless -q: failures, and each connection's start and end.
     this.note = this.log.warn;
+    this.access = new Access(rules, config.perAddress, this.note);
     const env = appEnvironment(process.env, { keepEnv: config.keepEnv, fromListenFd: true, ucspiTls: !config.implicit });
     for (const n of STALE_TCP_VARIABLES) delete env[n];
     this.baseEnv = env;
@@ -187,12 +198,23 @@ class Launcher {
     const remote: Peer = { address: sock.remoteAddress ?? '', port: sock.remotePort ?? 0 };
     const local: Peer = { address: sock.localAddress ?? '', port: sock.localPort ?? 0 };
     if (remote.address === '' || local.address === '') return void sock.destroy(); // gone already
+    // Before anything is started for it: refused, the client sees the connection closed.
+    const admitted: Admission = this.access.admit(unmapped(remote.address), place(remote));
+    if (!admitted.ok) {
+      this.note(admitted.line);
+      return void sock.destroy();
+    }
     const worker = this.pool.pick();
     if (worker === undefined) {
+      admitted.release();
       this.note(`no TLS worker running: connection from ${place(remote)} closed`);
       return void sock.destroy();
     }
-    const env = { ...this.baseEnv, ...tcpVariables({ localAddress: local.address, localPort: local.port, remoteAddress: remote.address, remotePort: remote.port, ...(this.config.localName !== undefined ? { localName: this.config.localName } : {}) }) };
+    const env = {
+      ...this.baseEnv,
+      ...tcpVariables({ localAddress: local.address, localPort: local.port, remoteAddress: remote.address, remotePort: remote.port, ...(this.config.localName !== undefined ? { localName: this.config.localName } : {}) }),
+      ...admitted.env,
+    };
     const ids = this.plan.app !== undefined ? { uid: this.plan.app.uid, gid: this.plan.app.gid } : {};
     const [file, ...args] = this.config.app as [string, ...string[]];
     // fds as the contract has them: STARTTLS 0/1 = the connection, 3/4/5 = control socket
@@ -202,6 +224,7 @@ class Launcher {
       : spawn(file, args, { env, stdio: [sock, sock, 'inherit', 'pipe', 'pipe', 'pipe'], ...ids });
     child.on('error', () => {}); // reported below, from the missing pid
     if (child.pid === undefined) {
+      admitted.release();
       this.note(`${cannotRunMessage(file, commandMissing(file, env.PATH) ?? 'cannot start', env.PATH)} (connection from ${place(remote)} closed)`);
       for (const s of child.stdio) (s as Socket | null)?.destroy();
       return void sock.destroy();
@@ -221,7 +244,7 @@ class Launcher {
     // Nothing the app writes may be read here: the worker reads it (see handles.ts).
     for (const [fd] of channels) stopReading(pipes[fd]!);
 
-    const conn: Conn = { id: this.nextId++, pid: child.pid, worker, child, client: sock, startedAt: performance.now(), workerLost: false, done: false };
+    const conn: Conn = { id: this.nextId++, pid: child.pid, worker, child, client: sock, startedAt: performance.now(), workerLost: false, done: false, release: admitted.release };
     this.conns.set(conn.id, conn);
     worker.conns.add(conn.id);
     this.active++;
@@ -286,6 +309,7 @@ class Launcher {
     conn.done = true;
     this.conns.delete(conn.id);
     conn.worker.conns.delete(conn.id);
+    conn.release();
     conn.client?.destroy();
     const mode = conn.workerLost ? 'worker lost' : r.tls ? 'tls' : 'plaintext';
     createLogger(2, this.config.verbosity, SERVER_PROGRAM, conn.pid).warn(endLine(conn.ending, mode, r.toClient, r.toApp, performance.now() - conn.startedAt));

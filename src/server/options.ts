@@ -31,6 +31,10 @@ export interface ServerConfig {
   appIds?: Ids;
   /** Who the TLS workers run as ($TLS_UID/$TLS_GID). */
   workerIds?: Ids;
+  /** -x FILE; optional: -X, a missing file allows all. */
+  rules?: { path: string; optional: boolean };
+  /** -C: connections at once from one address. */
+  perAddress?: number;
 }
 
 export type Parsed =
@@ -42,7 +46,7 @@ export type Parsed =
 export const DEFAULT_CONCURRENCY = 40;
 export const DEFAULT_BACKLOG = 511;
 
-export const USAGE = `usage: ${SERVER_PROGRAM} [-1vqeyY] [--implicit] [-c n] [-b n] [-w n] [-t seconds] [-l name] [-u uid -g gid] host port app [arg ...]
+export const USAGE = `usage: ${SERVER_PROGRAM} [-1vqeyY] [--implicit] [-c n] [-b n] [-w n] [-t seconds] [-l name] [-x rules.cdb [-X]] [-C n] [-u uid -g gid] host port app [arg ...]
        ${SERVER_PROGRAM} [options] app [arg ...]     (listening sockets from systemd: LISTEN_FDS)
   -c, --concurrency N        at most N connections at once (default ${DEFAULT_CONCURRENCY}); then stop accepting
   -b, --backlog N            listen queue length (default ${DEFAULT_BACKLOG})
@@ -50,6 +54,9 @@ export const USAGE = `usage: ${SERVER_PROGRAM} [-1vqeyY] [--implicit] [-c n] [-b
   -t, --timeout SECONDS      handshake time limit (default ${DEFAULT_TIMEOUT_S}, 0 = none)
   -l, --local-name NAME      TCPLOCALHOST for the app
   -1, --print-port           print the local port on stdout once listening
+  -x, --rules FILE           follow the rules tcprules compiled into FILE (read again when it changes)
+  -X, --rules-optional       with -x: allow all while FILE does not exist
+  -C, --per-address N        at most N connections at once from one address (rules: TCPCONNMAX)
   -u, --uid UID, -g, --gid GID
                              run the apps as UID:GID (root only; default $UID and $GID)
       --implicit             TLS from the first byte (ports 465, 993, 995)
@@ -73,15 +80,15 @@ const NUMBERS = { concurrency: 'c', backlog: 'b', workers: 'w' } as const;
 /** `cpus`: the default number of workers. `pid`: ours, to tell whether LISTEN_FDS is meant for us. */
 export function parseServerArgs(argv: readonly string[], env: Env, cpus: number, pid: number): Parsed {
   const a = parseFlags(argv, {
-    boolean: ['print-port'],
-    string: ['concurrency', 'backlog', 'workers', 'local-name'],
-    alias: { 1: 'print-port', c: 'concurrency', b: 'backlog', w: 'workers', l: 'local-name' },
+    boolean: ['print-port', 'rules-optional'],
+    string: ['concurrency', 'backlog', 'workers', 'local-name', 'rules', 'per-address'],
+    alias: { 1: 'print-port', c: 'concurrency', b: 'backlog', w: 'workers', l: 'local-name', x: 'rules', X: 'rules-optional', C: 'per-address' },
   });
   if ('unknown' in a) return usageError(`unknown option ${a.unknown}`);
   if (a.help) return { kind: 'help' };
   if (a.version) return { kind: 'version' };
 
-  for (const name of ['concurrency', 'backlog', 'workers', 'timeout', 'local-name', 'uid', 'gid']) {
+  for (const name of ['concurrency', 'backlog', 'workers', 'timeout', 'local-name', 'uid', 'gid', 'rules', 'per-address']) {
     if (Array.isArray(a[name])) return usageError(`--${name} given more than once`);
   }
   const numbers: Record<keyof typeof NUMBERS, number> = { concurrency: DEFAULT_CONCURRENCY, backlog: DEFAULT_BACKLOG, workers: Math.max(1, cpus) };
@@ -96,6 +103,8 @@ export function parseServerArgs(argv: readonly string[], env: Env, cpus: number,
   if (typeof handshakeTimeoutMs !== 'number') return usageError(handshakeTimeoutMs.usage);
   const localName: unknown = a['local-name'];
   if (localName !== undefined && (typeof localName !== 'string' || localName === '')) return usageError('-l needs a name');
+  const access = accessOptions(a);
+  if (typeof access === 'string') return usageError(access);
 
   const words = a._.map(String);
   const systemd = systemdFds(env, pid);
@@ -130,9 +139,27 @@ export function parseServerArgs(argv: readonly string[], env: Env, cpus: number,
     tls,
   };
   if (typeof localName === 'string') config.localName = localName;
+  Object.assign(config, access);
   if (appIds !== undefined) config.appIds = appIds;
   if (workerIds !== undefined) config.workerIds = workerIds;
   return { kind: 'run', config };
+}
+
+/** -x FILE, -X and -C N, or the usage error. */
+function accessOptions(a: Readonly<Record<string, unknown>>): Pick<ServerConfig, 'rules' | 'perAddress'> | string {
+  const out: Pick<ServerConfig, 'rules' | 'perAddress'> = {};
+  const rules: unknown = a.rules;
+  if (rules !== undefined) {
+    if (typeof rules !== 'string' || rules === '') return '-x needs a file';
+    out.rules = { path: rules, optional: Boolean(a['rules-optional']) };
+  } else if (a['rules-optional']) return '-X goes with -x FILE';
+  const per: unknown = a['per-address'];
+  if (per !== undefined) {
+    const s = String(per);
+    if (!/^\d{1,6}$/.test(s) || Number(s) < 1) return `-C needs a whole number from 1, not '${s}'`;
+    out.perAddress = Number(s);
+  }
+  return out;
 }
 
 /** systemd's listening sockets (Accept=no): fds 3 .. 3+LISTEN_FDS-1, when LISTEN_PID is ours. */
