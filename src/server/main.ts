@@ -171,6 +171,7 @@ class Launcher {
     const interfaceVersion = `${SERVER_PROGRAM}/${VERSION}`;
     const reloader = new Reloader(
       { tls: this.config.tls, env: process.env, generatedTicketKey: generated, opensslRefuses: (c) => opensslCheck(this.config.tls, c, this.log, interfaceVersion) },
+      this.creds,
       (c) => this.pool.reload(c),
       this.log,
     );

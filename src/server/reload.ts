@@ -22,8 +22,11 @@ export interface ReloadDeps {
   opensslRefuses(creds: Credentials): string | undefined;
 }
 
-/** Read and check the files again; the same checks, and the same words, as at start. */
-export function readAgain(d: ReloadDeps): ReloadResult {
+/**
+ * Read and check the files again; the same checks, and the same words, as at start.
+ * `current`: the set in use, whose ticket key becomes the previous one when the file changed.
+ */
+export function readAgain(d: ReloadDeps, current: Credentials): ReloadResult {
   let creds: Credentials;
   try {
     creds = loadCredentials(d.tls);
@@ -32,6 +35,8 @@ export function readAgain(d: ReloadDeps): ReloadResult {
     throw e;
   }
   if (d.tls.ticketKeyFile === undefined) creds.ticketKeys = d.generatedTicketKey;
+  const previous = previousTicketKey(current, creds.ticketKeys);
+  if (previous !== undefined) creds.previousTicketKeys = previous;
   const refused = d.opensslRefuses(creds);
   if (refused !== undefined) return { ok: false, why: refused };
   return { ok: true, creds };
@@ -51,20 +56,29 @@ export function reloadRefusedLine(trigger: string, why: string): string {
   return `reload (${trigger}) refused: ${why}; still serving the files read before`;
 }
 
+/** The key to keep accepting: the one in use if the file brought another, else the one kept before. */
+export function previousTicketKey(current: Credentials, next: Buffer | undefined): Buffer | undefined {
+  if (next === undefined || current.ticketKeys === undefined) return undefined;
+  return next.equals(current.ticketKeys) ? current.previousTicketKeys : current.ticketKeys;
+}
+
 export class Reloader {
   constructor(
     private readonly deps: ReloadDeps,
+    /** The set the workers use. */
+    private current: Credentials,
     /** Hands the new set to every worker, and to the workers started later. */
     private readonly apply: (creds: Credentials) => void,
     private readonly log: Logger,
   ) {}
 
   reload(trigger: string): boolean {
-    const r = readAgain(this.deps);
+    const r = readAgain(this.deps, this.current);
     if (!r.ok) {
       this.log.warn(reloadRefusedLine(trigger, r.why));
       return false;
     }
+    this.current = r.creds;
     this.apply(r.creds);
     this.log.warn(reloadedLine(trigger, r.creds));
     return true;
