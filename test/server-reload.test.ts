@@ -3,17 +3,19 @@
 // new set that fails the start's checks changes nothing but one log line; a worker started
 // after a reload gets the new set; session tickets across a reload. STARTTLS and --implicit.
 import t, { type Test } from 'tap';
+import { spawnSync } from 'node:child_process';
 import { createHash, randomBytes, X509Certificate } from 'node:crypto';
 import { mkdirSync, readFileSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { type Socket } from 'node:net';
 import { join } from 'node:path';
 import { connect as tlsConnect, type ConnectionOptions, type TLSSocket } from 'node:tls';
 import {
-  APP, baseEnv, freePort, hashUntilEnd, Lines, logged, makeCert, pemDer, replyVars, ServerLauncher, startTls, tempDir, ucspiTlsServer, waitFor,
+  APP, baseEnv, freePort, ROOT, hashUntilEnd, Lines, logged, makeCert, pemDer, replyVars, ServerLauncher, startTls, tempDir, ucspiTlsServer, waitFor,
   within, type Certs,
 } from './helpers';
 import { stopServer, SERVER_MODE } from './modes';
 import { selfSigned } from './pki';
+import { parseUnit, unitValues } from './unit-file';
 
 const SERVER_LINE = 'ucspi-tls-server: ';
 
@@ -342,6 +344,42 @@ for (const kind of KINDS) {
     await stopServer(t, srv);
   });
 }
+
+t.test('STARTTLS: SIGHUPs in quick succession, the files renewed between them: the newest files end up in use', async (t) => {
+  const dir = tempDir(t, 'utw-reload-twice-');
+  const certs = makeCert(dir);
+  const kind = KINDS[0]!;
+  const { srv, port } = await server(t, kind, dir, certs, ['-w', '2']);
+  let newest = '';
+  for (let i = 0; i < 3; i++) {
+    newest = renew(dir, certs);
+    process.kill(srv.pid, 'SIGHUP');
+  }
+  // Signals sent together may arrive as one: at least one reload, the last with the newest.
+  t.ok(await logged(srv, new RegExp(`reloaded \\(SIGHUP\\): 1 certificate, serial ${newest}\n$`)), 'the last reload line has the newest serial');
+  for (let i = 0; i < 2; i++) {
+    const s = await open(kind, port, dir);
+    t.equal(s.serial, newest, `a new session on worker ${i + 1}: the newest serial`);
+    await quit(s);
+  }
+  // (A reload may have read a renewal half-way, between its two renames: refused, and the next one reads it whole.)
+  await stopServer(t, srv);
+});
+
+t.test("the example systemd unit's ExecReload reloads the server", async (t) => {
+  const unit = parseUnit(readFileSync(join(ROOT, 'examples', 'server', 'systemd', 'submission.service'), 'utf8'));
+  const [reload] = unitValues(unit, 'Service', 'ExecReload');
+  t.equal(reload, '/bin/kill -HUP $MAINPID');
+  const dir = tempDir(t, 'utw-reload-unit-');
+  const certs = makeCert(dir);
+  const { srv } = await server(t, KINDS[0]!, dir, certs, ['-w', '1']);
+  const serial = renew(dir, certs);
+  // As systemd runs it: MAINPID is the server's pid.
+  const r = spawnSync('/bin/sh', ['-c', reload!], { env: { MAINPID: String(srv.pid) } });
+  t.equal(r.status, 0);
+  t.ok(await logged(srv, new RegExp(`reloaded \\(SIGHUP\\): 1 certificate, serial ${serial}$`, 'm')));
+  await stopServer(t, srv);
+});
 
 /** A session that leaves a ticket behind; the ticket. */
 async function ticket(kind: Kind, port: number, dir: string, session?: Buffer): Promise<{ reused: boolean; ticket: Buffer; serial: string }> {
