@@ -14,7 +14,7 @@ import {
   within, type Certs,
 } from './helpers';
 import { stopServer, SERVER_MODE } from './modes';
-import { selfSigned } from './pki';
+import { issue, selfSigned, type Pair } from './pki';
 import { parseUnit, unitValues } from './unit-file';
 
 const SERVER_LINE = 'ucspi-tls-server: ';
@@ -49,6 +49,8 @@ interface Open {
   lines: Lines;
   /** SSL_SERVER_M_SERIAL as the app got it. */
   serial: string;
+  /** Every variable the app got (the `Y` reply, or with --implicit its environment). */
+  vars: Map<string, string>;
   /** The certificate the client got. */
   cert: Buffer;
   report: string;
@@ -69,16 +71,16 @@ async function open(kind: Kind, port: number, dir: string, o: ConnectionOptions 
     const lines = new Lines(tls as unknown as Socket);
     const report = join(dir, String(tls.localPort));
     if ((await within(lines.line(), 10000, 'the banner')) !== '220 test ESMTP') throw new Error('no banner');
-    const serial = /^SSL_SERVER_M_SERIAL=(.*)$/m.exec(await waitFor(join(report, 'env')))?.[1] ?? '';
-    return { tls, lines, serial, cert: tls.getPeerCertificate().raw, report };
+    const vars = new Map([...(await waitFor(join(report, 'env'))).matchAll(/^(SSL_\w+)=(.*)$/gm)].map((m) => [m[1]!, m[2]!]));
+    return { tls, lines, serial: vars.get('SSL_SERVER_M_SERIAL') ?? '', vars, cert: tls.getPeerCertificate().raw, report };
   }
   const tls = await within(startTls(port, { allowHalfOpen: true, tls: o }), 20000, 'STARTTLS');
   const lines = new Lines(tls as unknown as Socket);
   tls.write('NOOP\r\n');
   if ((await within(lines.line(), 10000, 'a line through TLS')) !== '250 yes NOOP') throw new Error('no answer');
   const report = join(dir, String(tls.localPort));
-  const serial = replyVars(readFileSync(join(report, 'reply'))).get('SSL_SERVER_M_SERIAL') ?? '';
-  return { tls, lines, serial, cert: tls.getPeerCertificate().raw, report };
+  const vars = replyVars(readFileSync(join(report, 'reply')));
+  return { tls, lines, serial: vars.get('SSL_SERVER_M_SERIAL') ?? '', vars, cert: tls.getPeerCertificate().raw, report };
 }
 
 /** One line through the session, QUIT, close. */
@@ -380,6 +382,64 @@ t.test("the example systemd unit's ExecReload reloads the server", async (t) => 
   t.ok(await logged(srv, new RegExp(`reloaded \\(SIGHUP\\): 1 certificate, serial ${serial}$`, 'm')));
   await stopServer(t, srv);
 });
+
+/** A DER OCSP response for the certificate, from its CA, saying `status` ('V' good, 'R' revoked). */
+function ocspResponse(dir: string, ca: Pair, cert: Pair, status: 'V' | 'R', out: string): void {
+  const serial = serialOf(cert.cert);
+  const index = join(dir, `index-${status}.txt`);
+  writeFileSync(index, `${status}\t351231235959Z\t${status === 'R' ? '250101000000Z' : ''}\t${serial}\tunknown\t/CN=mail.example.test\n`);
+  const req = join(dir, 'req.der');
+  for (const args of [
+    ['ocsp', '-issuer', ca.cert, '-cert', cert.cert, '-no_nonce', '-reqout', req],
+    ['ocsp', '-index', index, '-rsigner', ca.cert, '-rkey', ca.key, '-CA', ca.cert, '-reqin', req, '-respout', out, '-ndays', '1'],
+  ]) {
+    const r = spawnSync('openssl', args, { encoding: 'utf8' });
+    if (r.status !== 0) throw new Error(`openssl ${args[0]}: ${r.stderr}`);
+  }
+}
+
+/** openssl s_client -status, STARTTLS or implicit: what it printed. */
+function sClientStatus(kind: Kind, port: number): string {
+  const starttls = kind.flags.includes('--implicit') ? [] : ['-starttls', 'smtp'];
+  const r = spawnSync('openssl', ['s_client', ...starttls, '-connect', `127.0.0.1:${port}`, '-servername', 'mail.example.test', '-status', '-ign_eof'], {
+    input: 'QUIT\r\n', encoding: 'utf8', timeout: 20000,
+  });
+  return r.stdout + r.stderr;
+}
+
+for (const kind of KINDS) {
+  t.test(`${kind.name}: OCSPFILE and CAFILE are read again too (openssl s_client, Node's client with a certificate)`, async (t) => {
+    const dir = tempDir(t, 'utw-reload-ocsp-');
+    const root = selfSigned(dir, 'root', { subject: '/CN=Reload Root', ca: true });
+    const srvCert = issue(dir, 'server', root, { subject: '/CN=mail.example.test', san: 'DNS:mail.example.test' });
+    const ocsp = join(dir, 'ocsp.der');
+    ocspResponse(dir, root, srvCert, 'V', ocsp);
+    const [caA, caB] = [selfSigned(dir, 'ca-a', { subject: '/CN=Client CA A', ca: true }), selfSigned(dir, 'ca-b', { subject: '/CN=Client CA B', ca: true })];
+    const client = issue(dir, 'client', caB, { subject: '/CN=client.example.test' });
+    const caFile = join(dir, 'clients.pem');
+    writeFileSync(caFile, readFileSync(caA.cert));
+    const { srv, port } = await server(t, kind, dir, srvCert, ['-w', '1', '-Y'], { OCSPFILE: ocsp, CAFILE: caFile });
+
+    t.match(sClientStatus(kind, port), /Cert Status: good/, 'the stapled response says good');
+    const withCert = { cert: readFileSync(client.cert), key: readFileSync(client.key) };
+    const before = await open(kind, port, dir, withCert);
+    t.match(before.vars.get('SSL_CLIENT_VERIFY'), /^FAILED:/, 'a client certificate of CA B: not trusted yet');
+    await quit(before);
+
+    ocspResponse(dir, root, srvCert, 'R', `${ocsp}.new`);
+    renameSync(`${ocsp}.new`, ocsp);
+    writeFileSync(`${caFile}.new`, readFileSync(caB.cert));
+    renameSync(`${caFile}.new`, caFile);
+    process.kill(srv.pid, 'SIGHUP');
+    t.ok(await logged(srv, /reloaded \(SIGHUP\)/));
+
+    t.match(sClientStatus(kind, port), /Cert Status: revoked/, 'the new response is stapled');
+    const after = await open(kind, port, dir, withCert);
+    t.equal(after.vars.get('SSL_CLIENT_VERIFY'), 'SUCCESS', 'CA B trusted now');
+    await quit(after);
+    await stopServer(t, srv);
+  });
+}
 
 /** A session that leaves a ticket behind; the ticket. */
 async function ticket(kind: Kind, port: number, dir: string, session?: Buffer): Promise<{ reused: boolean; ticket: Buffer; serial: string }> {

@@ -135,6 +135,8 @@ class Launcher {
   }
 
   async run(): Promise<void> {
+    // From the start: SIGHUP's default action would end the launcher.
+    this.watchForReloads();
     try {
       await this.pool.start();
     } catch (e) {
@@ -162,7 +164,6 @@ class Launcher {
     this.note(listeningLine(where, this.config.workers, this.config.concurrency));
     process.on('SIGTERM', () => this.stop('SIGTERM'));
     process.on('SIGINT', () => this.stop('SIGINT'));
-    this.watchForReloads();
   }
 
   /** SIGHUP, and with --watch a change of the files: read them again (see reload.ts). */

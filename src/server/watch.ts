@@ -119,9 +119,11 @@ export class FileWatcher {
         // Not persistent: the listeners keep the launcher running, not this.
         const w = watch(dir, { persistent: false }, () => this.poke());
         w.on('error', (e) => {
-          this.warn(`--watch: ${dir}: ${errorWords(e)}; watching it again at the next change`);
+          this.warn(`--watch: ${dir}: ${errorWords(e)}; watching it again`);
           w.close();
           this.watchers.delete(dir);
+          // Watched again once things settle (and a reload then if a file changed meanwhile).
+          this.poke();
         });
         this.watchers.set(dir, w);
       } catch (e) {

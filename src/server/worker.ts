@@ -161,9 +161,10 @@ function onMessage(m: ToWorker, handle: unknown): void {
     }
     case 'reload': {
       // Handshakes already under way keep the acceptor they started with.
-      const next = createAcceptor(setup!.tls, m.creds, createLogger(2, setup!.verbosity, SERVER_PROGRAM, null), setup!.interfaceVersion);
+      const log = createLogger(2, setup!.verbosity, SERVER_PROGRAM, null);
+      const next = createAcceptor(setup!.tls, m.creds, log, setup!.interfaceVersion);
       if (next.broken !== undefined) {
-        createLogger(2, setup!.verbosity, SERVER_PROGRAM, null).warn(`worker pid ${process.pid}: reload refused: ${next.broken}; still serving the files read before`);
+        log.warn(`worker pid ${process.pid}: reload refused: ${next.broken}; still serving the files read before`);
         return;
       }
       setup = { ...setup!, creds: m.creds };
