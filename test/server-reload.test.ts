@@ -6,7 +6,7 @@ import t, { type Test } from 'tap';
 import { spawnSync } from 'node:child_process';
 import { createHash, randomBytes, X509Certificate } from 'node:crypto';
 import { mkdirSync, readFileSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
-import { type Socket } from 'node:net';
+import { connect as netConnect, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { connect as tlsConnect, type ConnectionOptions, type TLSSocket } from 'node:tls';
 import {
@@ -178,6 +178,42 @@ for (const kind of KINDS) {
   });
 }
 
+t.test('STARTTLS: a handshake under way when the reload comes ends with the files it started with', async (t) => {
+  const dir = tempDir(t, 'utw-reload-inflight-');
+  const certs = makeCert(dir);
+  const oldDer = pemDer(certs.cert);
+  const { srv, port } = await server(t, KINDS[0]!, dir, certs, ['-w', '1', '-v']);
+  const sock = netConnect({ port, host: '127.0.0.1' });
+  const lines = new Lines(sock);
+  await lines.reply('220');
+  sock.write('STARTTLS\r\n');
+  await lines.reply('220');
+  lines.detach();
+  // The worker has the app's command: the handshake has begun, waiting for the client's hello.
+  t.ok(await logged(srv, /^ucspi-tls-server: pid \d+: app asked for TLS \(Y\)$/m), 'the app asked for TLS');
+  const newSerial = renew(dir, certs);
+  process.kill(srv.pid, 'SIGHUP');
+  t.ok(await logged(srv, /reloaded \(SIGHUP\)/));
+  const tls = await within(new Promise<TLSSocket>((res, rej) => {
+    const c = tlsConnect({ socket: sock, servername: 'mail.example.test', rejectUnauthorized: false });
+    c.once('secureConnect', () => res(c));
+    c.once('error', rej);
+  }), 20000, 'the handshake');
+  t.ok(tls.getPeerCertificate().raw.equals(oldDer), 'it completes, with the certificate of before');
+  const s = new Lines(tls as unknown as Socket);
+  tls.write('NOOP\r\n');
+  t.equal(await s.line(), '250 yes NOOP');
+  tls.write('QUIT\r\n');
+  await s.line();
+  tls.destroy();
+  const next = await open(KINDS[0]!, port, dir);
+  t.equal(next.serial, newSerial, 'the next handshake has the new one');
+  await quit(next);
+  await srv.end({ nth: 1 });
+  t.same(srv.ends().map((e) => [e.status, e.session]), [[0, 'tls'], [0, 'tls']]);
+  await stopServer(t, srv);
+});
+
 /** The message of the start's fatal line for these files. */
 async function startRefusal(certs: Certs): Promise<string> {
   const r = await SERVER_MODE.runAlone([], [APP], baseEnv(certs));
@@ -289,12 +325,12 @@ t.test('STARTTLS: --watch follows a renewal as certbot makes it (new files, link
   const newSerial = serialOf(second.cert);
   // The certificate's link first, alone long enough for a reload: that set is refused...
   relink('../archive/cert2.pem', certs.cert);
-  t.ok(await logged(srv, /^ucspi-tls-server: reload \(files changed\) refused: KEYFILE \S+ does not match the certificate in CERTFILE \S+; still serving the files read before$/m),
+  t.ok(await logged(srv, /^ucspi-tls-server: reload \(files changed\) refused: KEYFILE \S+ does not match the certificate in CERTFILE \S+; still serving the files read before$/m, 15000),
     'the certificate without its key: refused, one line');
   t.equal((await open(kind, port, dir).then(async (s) => (await quit(s), s))).serial, oldSerial, 'the old certificate is still served');
   // ...and the key's link, the next change, completes it.
   relink('../archive/cert2.key', certs.key);
-  t.ok(await logged(srv, new RegExp(`^${SERVER_LINE}reloaded \\(files changed\\): 1 certificate, serial ${newSerial}$`, 'm')), 'the key follows: reloaded');
+  t.ok(await logged(srv, new RegExp(`^${SERVER_LINE}reloaded \\(files changed\\): 1 certificate, serial ${newSerial}$`, 'm'), 15000), 'the key follows: reloaded');
   const s = await open(kind, port, dir);
   t.equal(s.serial, newSerial, 'a new session gets the new serial');
   t.ok(s.cert.equals(pemDer(second.cert)), 'and the new certificate');
@@ -315,7 +351,7 @@ t.test('--implicit: --watch reloads once when certificate and key are renamed ov
   const before = await open(kind, port, dir);
   await quit(before);
   const newSerial = renew(dir, certs);
-  t.ok(await logged(srv, new RegExp(`^${SERVER_LINE}reloaded \\(files changed\\): 1 certificate, serial ${newSerial}$`, 'm')), 'reloaded without a signal');
+  t.ok(await logged(srv, new RegExp(`^${SERVER_LINE}reloaded \\(files changed\\): 1 certificate, serial ${newSerial}$`, 'm'), 15000), 'reloaded without a signal');
   const s = await open(kind, port, dir);
   t.equal(s.serial, newSerial, 'a new session gets the new serial');
   await quit(s);
