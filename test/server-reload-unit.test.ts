@@ -130,3 +130,23 @@ t.test('FileWatcher: one call after a burst of renames; nothing for a file besid
   t.equal(calls, 1, 'both renames: one call');
   t.same(warnings, []);
 });
+
+t.test('FileWatcher: a folder that never goes quiet delays the check, but not for ever', async (t) => {
+  const dir = tempDir(t);
+  const cert = join(dir, 'c.pem');
+  writeFileSync(cert, 'c1');
+  let calls = 0;
+  const w = new FileWatcher([cert], () => calls++, () => {}, 100);
+  t.teardown(() => w.close());
+  w.start();
+  writeFileSync(`${cert}.tmp`, 'c2');
+  renameSync(`${cert}.tmp`, cert);
+  // A log beside it, written every 50 ms: quieter than the 100 ms settle never.
+  const started = Date.now();
+  while (calls === 0 && Date.now() - started < 5000) {
+    writeFileSync(join(dir, 'log'), String(Date.now()));
+    await sleep(50);
+  }
+  t.equal(calls, 1, 'checked while the log went on');
+  t.ok(Date.now() - started < 3000, `within 10 settles (${Date.now() - started} ms)`);
+});

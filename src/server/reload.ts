@@ -6,7 +6,7 @@
 // Everything here is synchronous: two reloads never overlap, and the last one asked for
 // reads the newest files.
 import type { Logger } from '../log';
-import { keyDefaultMessage } from '../messages';
+import { errorWords, keyDefaultMessage } from '../messages';
 import type { TlsConfig } from '../tls/config';
 import type { Credentials } from '../tls/credentials';
 import { CredentialsError, loadCredentials } from '../tls/load';
@@ -32,7 +32,8 @@ export function readAgain(d: ReloadDeps, current: Credentials): ReloadResult {
     creds = loadCredentials(d.tls);
   } catch (e) {
     if (e instanceof CredentialsError) return { ok: false, why: keyDefaultMessage(e.message, d.env) };
-    throw e;
+    // At start this would end the server; while it serves, the old set goes on.
+    return { ok: false, why: errorWords(e) };
   }
   if (d.tls.ticketKeyFile === undefined) creds.ticketKeys = d.generatedTicketKey;
   const previous = previousTicketKey(current, creds.ticketKeys);

@@ -11,6 +11,8 @@ import type { TlsConfig } from '../tls/config';
 
 /** How long the folders must be quiet before the reload: a renewal writes its files in turn. */
 export const SETTLE_MS = 1000;
+/** A folder that is never quiet (a log beside the files) delays the check no longer than this many settles. */
+const MOST_SETTLES = 10;
 
 /** Every file and folder the policy reads, as loadCredentials reads them. */
 export function policyFiles(tls: TlsConfig): string[] {
@@ -83,6 +85,8 @@ function isDirectory(p: string): boolean {
 export class FileWatcher {
   private readonly watchers = new Map<string, FSWatcher>();
   private timer: NodeJS.Timeout | undefined;
+  /** When the first change not yet checked came. */
+  private since: number | undefined;
   private seen: string;
 
   constructor(
@@ -133,13 +137,17 @@ export class FileWatcher {
   }
 
   private poke(): void {
+    const now = Date.now();
+    this.since ??= now;
     clearTimeout(this.timer);
-    this.timer = setTimeout(() => this.settled(), this.settleMs);
+    const wait = Math.max(0, Math.min(this.settleMs, this.since + MOST_SETTLES * this.settleMs - now));
+    this.timer = setTimeout(() => this.settled(), wait);
     this.timer.unref();
   }
 
   private settled(): void {
     this.timer = undefined;
+    this.since = undefined;
     const now = fingerprint(this.files);
     this.rewatch();
     if (now === this.seen) return;
