@@ -90,12 +90,14 @@ async function quit(s: Open): Promise<void> {
   s.tls.destroy();
 }
 
-const BULK = 256 * 1024;
+const BULK = 1 << 20;
 
 interface Sink {
   /** Sends the first half: the session is then under way. */
   half(): Promise<void>;
-  /** The rest, then EOF; resolves with what each side got and sent. */
+  /** Sends the rest in small pieces, a few ms apart (so that a reload meets bytes in flight), then EOF. */
+  rest(): Promise<void>;
+  /** The rest if not sent yet; resolves with what each side got and sent. */
   finish(): Promise<{ sent: string; sink: string; got: { sha: string; bytes: number }; src: string }>;
 }
 
@@ -110,11 +112,20 @@ async function sink(s: Open): Promise<Sink> {
   const write = async (b: Buffer): Promise<void> => {
     if (!s.tls.write(b)) await new Promise((r) => s.tls.once('drain', r));
   };
+  let resting: Promise<void> | undefined;
+  const rest = (): Promise<void> =>
+    (resting ??= (async () => {
+      for (let off = BULK / 2; off < BULK; off += 16 * 1024) {
+        await write(data.subarray(off, off + 16 * 1024));
+        await new Promise((r) => setTimeout(r, 10));
+      }
+      s.tls.end();
+    })());
   return {
     half: () => write(data.subarray(0, BULK / 2)),
+    rest,
     async finish() {
-      await write(data.subarray(BULK / 2));
-      s.tls.end();
+      await rest();
       const answer = await within(got, 30000, 'the answer');
       return {
         sent: createHash('sha256').update(data).digest('hex'),
@@ -154,6 +165,8 @@ for (const kind of KINDS) {
 
     const newSerial = renew(dir, certs);
     t.not(newSerial, oldSerial);
+    // The uploads go on, in pieces, while the server reloads.
+    for (const s of sinks) void s.rest();
     process.kill(srv.pid, 'SIGHUP');
     t.ok(await logged(srv, new RegExp(`^${SERVER_LINE}reloaded \\(SIGHUP\\): 1 certificate, serial ${newSerial}$`, 'm')), 'one line: reloaded, with the new serial');
 
