@@ -183,7 +183,7 @@ function rows(t: Test, mode: Mode): void {
 
   // The helper passes each signal on to the app and exits as the app did. The server, an
   // operator's daemon, ends every app with SIGTERM on SIGTERM or SIGINT and exits 0 once
-  // they are gone; SIGHUP it ignores, with a line.
+  // they are gone; on SIGHUP it reads its files again, with a line, and goes on.
   for (const sig of ['SIGTERM', 'SIGINT', 'SIGHUP'] as const) {
     const n = { SIGTERM: 15, SIGINT: 2, SIGHUP: 1 }[sig];
     t.test(mode.program === 'ucspi-tls-wrap' ? `${sig} to the helper reaches the app` : `${sig} to the server`, async (t) => {
@@ -204,7 +204,7 @@ function rows(t: Test, mode: Mode): void {
         await s.finish(t);
       } else if (sig === 'SIGHUP') {
         process.kill(s.launcher.pid, sig);
-        t.ok(await logged(s.launcher, /^ucspi-tls-server: SIGHUP.*$/m), 'one line says so');
+        t.ok(await logged(s.launcher, /^ucspi-tls-server: reloaded \(SIGHUP\): 1 certificate, serial [0-9A-F]+$/m), 'one line says so');
         await sleep(300);
         t.ok(s.launcher.running, 'the server goes on');
         t.ok(readFileSync(`/proc/${app}/status`, 'utf8').includes('State:\tS'), 'the app goes on');

@@ -26,8 +26,10 @@ import { EXIT_CONFIG, EXIT_USAGE, parseServerArgs, SERVER_PROGRAM, USAGE, type S
 import { Pool, type WorkerSlot } from './pool';
 import { planServerPrivileges, type ServerPlan } from './privileges';
 import type { ChannelName, FromWorker } from './protocol';
+import { opensslCheck, Reloader } from './reload';
 import { RulesFile } from './rules-file';
 import { STALE_TCP_VARIABLES, tcpVariables, unmapped } from './tcp-env';
+import { FileWatcher, policyFiles } from './watch';
 
 /** The worker's entry, built beside this one (build/ucspi-tls-server-worker.js). */
 const WORKER_FILE = join(__dirname, '..', '..', 'ucspi-tls-server-worker.js');
@@ -83,6 +85,7 @@ async function main(): Promise<void> {
     throw e;
   }
   // Without TICKETKEYFILE, one key for every worker: a client resumes whichever it reaches.
+  // Made once: a reload keeps it, so tickets issued before it still resume.
   creds.ticketKeys ??= randomBytes(TICKET_KEY_BYTES);
 
   const rules = config.rules !== undefined ? new RulesFile(config.rules.path, config.rules.optional) : undefined;
@@ -112,7 +115,7 @@ class Launcher {
   constructor(
     private readonly config: ServerConfig,
     private readonly plan: ServerPlan,
-    creds: Credentials,
+    private readonly creds: Credentials,
     rules: RulesFile | undefined,
   ) {
     this.log = createLogger(2, config.verbosity, SERVER_PROGRAM, null);
@@ -143,6 +146,8 @@ class Launcher {
   }
 
   async run(): Promise<void> {
+    // From the start: SIGHUP's default action would end the launcher.
+    this.watchForReloads();
     try {
       await this.pool.start();
     } catch (e) {
@@ -170,7 +175,26 @@ class Launcher {
     this.note(listeningLine(where, this.config.workers, this.config.concurrency));
     process.on('SIGTERM', () => this.stop('SIGTERM'));
     process.on('SIGINT', () => this.stop('SIGINT'));
-    process.on('SIGHUP', () => this.note('SIGHUP ignored: the files are read only at start'));
+  }
+
+  /** SIGHUP, and with --watch a change of the files: read them again (see reload.ts). */
+  private watchForReloads(): void {
+    const generated = this.config.tls.ticketKeyFile === undefined ? this.creds.ticketKeys : undefined;
+    const interfaceVersion = `${SERVER_PROGRAM}/${VERSION}`;
+    const reloader = new Reloader(
+      { tls: this.config.tls, env: process.env, generatedTicketKey: generated, opensslRefuses: (c) => opensslCheck(this.config.tls, c, this.log, interfaceVersion) },
+      this.creds,
+      (c) => this.pool.reload(c),
+      this.log,
+    );
+    process.on('SIGHUP', () => {
+      if (!this.stopping) reloader.reload('SIGHUP');
+    });
+    if (!this.config.watch) return;
+    const watcher = new FileWatcher(policyFiles(this.config.tls), () => {
+      if (!this.stopping) reloader.reload('files changed');
+    }, this.note);
+    watcher.start();
   }
 
   /** A second fd of a listening socket, by way of a worker (see listener.ts). */

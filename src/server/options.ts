@@ -26,6 +26,8 @@ export interface ServerConfig {
   printPort: boolean;
   keepEnv: boolean;
   implicit: boolean;
+  /** Reload when a file of the TLS policy changes (--watch). */
+  watch: boolean;
   tls: TlsConfig;
   /** Who the apps run as (-u/-g, or $UID/$GID). */
   appIds?: Ids;
@@ -60,6 +62,7 @@ export const USAGE = `usage: ${SERVER_PROGRAM} [-1vqeyY] [--implicit] [-c n] [-b
   -u, --uid UID, -g, --gid GID
                              run the apps as UID:GID (root only; default $UID and $GID)
       --implicit             TLS from the first byte (ports 465, 993, 995)
+      --watch                reload when a certificate, key or other TLS file changes (as on SIGHUP)
   -v, --verbose              log every event, not only connections and failures
   -q, --quiet                log only fatal errors
   -e, --keep-env             leave the TLS configuration variables in the app's environment
@@ -80,7 +83,7 @@ const NUMBERS = { concurrency: 'c', backlog: 'b', workers: 'w' } as const;
 /** `cpus`: the default number of workers. `pid`: ours, to tell whether LISTEN_FDS is meant for us. */
 export function parseServerArgs(argv: readonly string[], env: Env, cpus: number, pid: number): Parsed {
   const a = parseFlags(argv, {
-    boolean: ['print-port', 'rules-optional'],
+    boolean: ['print-port', 'rules-optional', 'watch'],
     string: ['concurrency', 'backlog', 'workers', 'local-name', 'rules', 'per-address'],
     alias: { 1: 'print-port', c: 'concurrency', b: 'backlog', w: 'workers', l: 'local-name', x: 'rules', X: 'rules-optional', C: 'per-address' },
   });
@@ -136,6 +139,7 @@ export function parseServerArgs(argv: readonly string[], env: Env, cpus: number,
     printPort: Boolean(a['print-port']),
     keepEnv: Boolean(a['keep-env']),
     implicit: Boolean(a.implicit),
+    watch: Boolean(a.watch),
     tls,
   };
   if (typeof localName === 'string') config.localName = localName;

@@ -36,7 +36,7 @@ export class Pool {
   constructor(
     private readonly file: string,
     count: number,
-    private readonly setup: WorkerSetup,
+    private setup: WorkerSetup,
     private readonly ids: Ids | undefined,
     private readonly events: PoolEvents,
   ) {
@@ -104,6 +104,13 @@ export class Pool {
       });
       this.send(slot, { t: 'init', setup: this.setup });
     });
+  }
+
+  /** New credentials for every worker's next handshakes, and for workers started from now on. */
+  reload(creds: WorkerSetup['creds']): void {
+    this.setup = { ...this.setup, creds };
+    // A worker still starting got the old set with its init: this follows it, in order.
+    for (const w of this.slots) if (w !== undefined) this.send(w, { t: 'reload', creds });
   }
 
   /** The next live worker in turn; undefined when none is running. */

@@ -28,7 +28,9 @@ export type ToWorker =
   /** The app has exited: answer with 'end' once the session is over. */
   | { t: 'exit'; id: number }
   /** With a listening socket's handle: send it straight back (the launcher's spare copy). */
-  | { t: 'dup'; key: number };
+  | { t: 'dup'; key: number }
+  /** Files read again (SIGHUP, --watch): for the handshakes that start from now on. */
+  | { t: 'reload'; creds: Credentials };
 
 export type FromWorker =
   | { t: 'ready'; broken?: string }

@@ -159,6 +159,18 @@ function onMessage(m: ToWorker, handle: unknown): void {
       maybeEnd(c);
       return;
     }
+    case 'reload': {
+      // Handshakes already under way keep the acceptor they started with.
+      const log = createLogger(2, setup!.verbosity, SERVER_PROGRAM, null);
+      const next = createAcceptor(setup!.tls, m.creds, log, setup!.interfaceVersion);
+      if (next.broken !== undefined) {
+        log.warn(`worker pid ${process.pid}: reload refused: ${next.broken}; still serving the files read before`);
+        return;
+      }
+      setup = { ...setup!, creds: m.creds };
+      acceptor = next;
+      return;
+    }
     case 'dup': {
       const h = handle as { close(): void };
       send({ t: 'dup', key: m.key }, h, () => h.close());

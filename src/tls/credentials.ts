@@ -28,6 +28,8 @@ export interface Credentials {
   crl?: string[];
   dhparam?: Buffer;
   ticketKeys?: Buffer;
+  /** The key TICKETKEYFILE held before the last reload changed it: its tickets still resume. */
+  previousTicketKeys?: Buffer;
 }
 
 export class CredentialsError extends Error {}

@@ -8,6 +8,7 @@ import { createServer, type Server, type TlsOptions } from 'node:tls';
 import type { Credentials, IdentityCredentials } from './credentials';
 import type { TlsConfig } from './config';
 import { defaultGroups } from './groups';
+import { acceptPreviousTicketKey } from './ticket-rotation';
 
 export function serverOptions(identity: IdentityCredentials, creds: Credentials, c: TlsConfig, contextId: string): TlsOptions {
   const o: TlsOptions = {
@@ -62,6 +63,10 @@ export class ServerCache {
       s = createServer(serverOptions(identity, this.creds, this.config, id));
       // Node asks for the response before OpenSSL picks the certificate, so a name with
       // OCSP has a single pair (see credentials).
+      const { ticketKeys, previousTicketKeys } = this.creds;
+      if (ticketKeys !== undefined && previousTicketKeys !== undefined && !ticketKeys.equals(previousTicketKeys)) {
+        acceptPreviousTicketKey(s, ticketKeys, previousTicketKeys);
+      }
       const ocsp = identity.pairs[0]?.ocsp;
       if (ocsp !== undefined) s.on('OCSPRequest', (_cert, _issuer, done: (e: Error | null, r?: Buffer) => void) => done(null, ocsp));
       this.built.set(identity, s);
