@@ -5,7 +5,7 @@ import { spawn } from 'node:child_process';
 import { randomBytes, randomInt } from 'node:crypto';
 import type { Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
-import { now, Reader, secure, sleep, tcp, within, WAIT_MS } from './client';
+import { now, Reader, secure, tcp, within, WAIT_MS } from './client';
 import { makePattern, PatternCheck, patternSlice } from './pattern';
 import type { Kind } from './servers';
 import type { Expect } from './soak-log';
@@ -356,4 +356,3 @@ export async function swaksClient(t: Target): Promise<Session> {
   return s;
 }
 
-export { sleep };

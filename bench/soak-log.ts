@@ -31,10 +31,18 @@ const END = /^ucspi-tls-server: pid (\d+): end: (?:exit (\d+)|signal (SIG[A-Z0-9
 const DIED = /^ucspi-tls-server: worker (\d+) \(pid (\d+)\) (died on SIG[A-Z0-9]+|died with \d+): (\d+) connection\(s\) lost; starting another$/;
 const STARTED = /^ucspi-tls-server: worker (\d+) \(pid (\d+)\) started$/;
 
-/** One server's log, fed as it arrives; every line is kept in one of the lists. */
+/**
+ * One server's log, fed as it arrives; every line is kept in one of the lists. The pid names
+ * a connection only while its app lives (pids are reused, and a new app may get its pid
+ * before the old connection's end line): each end line goes to the oldest connection of
+ * that pid still without one.
+ */
 export class ServerLog {
   readonly starts: StartLine[] = [];
-  readonly ends = new Map<number, EndLine>();
+  /** End lines, as many as logged; endOf() finds a connection's. */
+  readonly ends: EndLine[] = [];
+  private readonly endOfStart = new Map<StartLine, EndLine>();
+  private readonly open = new Map<number, StartLine[]>();
   readonly died: WorkerDied[] = [];
   readonly restarted: Array<{ index: number; pid: number }> = [];
   /** Every other line, counted by its kind (the words before the first figure or name). */
@@ -51,17 +59,25 @@ export class ServerLog {
 
   private line(l: string): void {
     let m: RegExpExecArray | null;
-    if ((m = START.exec(l)) !== null) this.starts.push({ pid: Number(m[1]), remotePort: Number(m[2]), worker: Number(m[3]) });
-    else if ((m = END.exec(l)) !== null)
-      this.ends.set(Number(m[1]), {
+    if ((m = START.exec(l)) !== null) {
+      const start = { pid: Number(m[1]), remotePort: Number(m[2]), worker: Number(m[3]) };
+      this.starts.push(start);
+      this.open.set(start.pid, [...(this.open.get(start.pid) ?? []), start]);
+    } else if ((m = END.exec(l)) !== null) {
+      const end: EndLine = {
         pid: Number(m[1]),
         status: m[2] !== undefined ? Number(m[2]) : null,
         signal: m[3] ?? null,
         mode: m[4] as Mode,
         toClient: Number(m[5]),
         toApp: Number(m[6]),
-      });
-    else if ((m = DIED.exec(l)) !== null) this.died.push({ index: Number(m[1]), pid: Number(m[2]), how: m[3]!, lost: Number(m[4]) });
+      };
+      this.ends.push(end);
+      const waiting = this.open.get(end.pid);
+      const start = waiting?.shift();
+      if (start !== undefined) this.endOfStart.set(start, end);
+      if (waiting?.length === 0) this.open.delete(end.pid);
+    } else if ((m = DIED.exec(l)) !== null) this.died.push({ index: Number(m[1]), pid: Number(m[2]), how: m[3]!, lost: Number(m[4]) });
     else if ((m = STARTED.exec(l)) !== null) this.restarted.push({ index: Number(m[1]), pid: Number(m[2]) });
     else if (l.trim() !== '') {
       const kind = lineKind(l);
@@ -70,10 +86,17 @@ export class ServerLog {
     }
   }
 
-  /** The first connection from `port` logged at or after start line number `mark`. */
-  startFrom(port: number, mark: number): StartLine | undefined {
-    for (let i = mark; i < this.starts.length; i++) if (this.starts[i]!.remotePort === port) return this.starts[i];
+  /** The first connection from client port `port` (or of app `pid`) logged at or after start line number `mark`. */
+  startFrom(which: { port: number } | { pid: number }, mark: number): StartLine | undefined {
+    for (let i = mark; i < this.starts.length; i++) {
+      const s = this.starts[i]!;
+      if ('port' in which ? s.remotePort === which.port : s.pid === which.pid) return s;
+    }
     return undefined;
+  }
+
+  endOf(start: StartLine): EndLine | undefined {
+    return this.endOfStart.get(start);
   }
 }
 

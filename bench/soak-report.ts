@@ -71,7 +71,7 @@ export function sessionTable(tallies: readonly KindTally[]): string {
 /** The server's side: the run, the faults, memory and fds. */
 export function serverTable(f: Figures): string {
   return markdown(
-    ['run', 'sessions a minute', 'reloads (SIGHUP)', 'serials seen / issued', 'newest serial seen', 'workers killed', 'private MiB start / peak / end (bound)', 'fds start → end', 'processes left'],
+    ['run', 'sessions a minute', 'reloads (SIGHUP)', 'serials seen / issued', 'saw the serial current at their handshake', 'workers killed', 'private MiB start / peak / end (bound)', 'fds start → end', 'processes left'],
     [
       [
         `${f.seconds.toFixed(0)} s`,

@@ -11,8 +11,8 @@ import { join } from 'node:path';
 import { now, sleep } from './client';
 import { guard } from './guard';
 import { machine, portBase } from './machine';
-import { descendants, msPerTick, pidsWithEnv, privateKiB, processes, sumPrivateKiB } from './procs';
-import { APP_COMM, listening, makeSetup, startServers, type Started } from './servers';
+import { msPerTick, pidsWithEnv, privateKiB, processes, sumPrivateKiB } from './procs';
+import { listening, makeSetup, startServers, type Started } from './servers';
 import { renew, serialOf } from './soak-cert';
 import { bulk, hostile, Idle, opensslClient, quick, slowReader, swaksClient, vanish, type Session, type SessionKind, type Target } from './soak-clients';
 import { sameSerial, serialDue, ServerLog, verdict, type Verdict } from './soak-log';
@@ -46,14 +46,14 @@ const MEM_MARGIN_KIB = 48 * 1024;
 
 const kib = (n: number): string => (n / 1024).toFixed(1);
 
-/** CPU ms of the launchers and their workers now, and of the children the launchers have reaped (the apps, and workers killed). */
+/** CPU ms of the launchers and their workers now, and of the children the launchers have reaped (the apps, and the workers killed). */
 function cpuMs(launchers: readonly number[]): { own: number; children: number } {
   const all = processes();
   const tick = msPerTick();
   let own = 0;
   let children = 0;
   for (const l of launchers) {
-    for (const p of descendants([l], all)) if (p.pid === l || p.ppid === l) own += p.pid === l || p.comm !== APP_COMM ? p.ticks * tick : 0;
+    for (const pid of [l, ...workersOf(l)]) own += (all.get(pid)?.ticks ?? 0) * tick;
     children += (all.get(l)?.childTicks ?? 0) * tick;
   }
   return { own, children };
@@ -188,8 +188,8 @@ async function main(): Promise<number> {
 
     // Every connection the servers started has ended.
     const startsSettled = now();
-    for (const r of rows) while (r.log.ends.size < r.log.starts.length && now() - startsSettled < 30000) await sleep(100);
-    for (const r of rows) if (r.log.ends.size !== r.log.starts.length) fail(`${r.started.name}: ${r.log.starts.length} connections started, ${r.log.ends.size} ended`);
+    for (const r of rows) while (r.log.ends.length < r.log.starts.length && now() - startsSettled < 30000) await sleep(100);
+    for (const r of rows) if (r.log.ends.length !== r.log.starts.length) fail(`${r.started.name}: ${r.log.starts.length} connections started, ${r.log.ends.length} ended`);
 
     // The verdict on each session, from its client and its end line.
     const tallies = new Map<SessionKind, KindTally>();
@@ -200,9 +200,9 @@ async function main(): Promise<number> {
     const staleAfterLast: Session[] = [];
     for (const s of sessions) {
       const r = rows.find((x) => x.target.mode === s.mode)!;
-      const start = s.pid === undefined && s.port !== undefined ? r.log.startFrom(s.port, s.mark) : undefined;
-      const pid = s.pid ?? start?.pid;
-      const end = pid !== undefined ? r.log.ends.get(pid) : undefined;
+      const start = s.pid !== undefined ? r.log.startFrom({ pid: s.pid }, s.mark) : s.port !== undefined ? r.log.startFrom({ port: s.port }, s.mark) : undefined;
+      const pid = start?.pid ?? s.pid;
+      const end = start !== undefined ? r.log.endOf(start) : undefined;
       const v = verdict({ expect: s.expect, clientOk: s.ok, end });
       const t = tallies.get(s.kind) ?? emptyTally(s.kind);
       tallies.set(s.kind, t);
@@ -238,7 +238,7 @@ async function main(): Promise<number> {
     if (restarted.length !== killed) fail(`workers killed: ${killed}, started in their place: ${restarted.length}`);
     // Only the killed workers' sessions ended so: as many as their crash lines counted.
     for (const r of rows) {
-      const lostEnds = [...r.log.ends.values()].filter((e) => e.mode === 'worker lost').length;
+      const lostEnds = r.log.ends.filter((e) => e.mode === 'worker lost').length;
       const lost = r.log.died.reduce((n, d) => n + d.lost, 0);
       if (lostEnds !== lost) fail(`${r.started.name}: ${lost} connection(s) lost by the workers killed, ${lostEnds} end line(s) say "worker lost"`);
     }
@@ -291,7 +291,7 @@ async function main(): Promise<number> {
     console.log(`other log lines: ${other.join(' | ')}`);
     console.log(`private MiB every 15 s: ${timeline.map(kib).join(' ')}; at the end: ${memEach.join(' | ')}`);
     const share = (ms: number): string => `${(ms / 1000).toFixed(0)} s (${((ms / 1000 / seconds / cpus().length) * 100).toFixed(0)} % of the machine)`;
-    console.log(`CPU during the load: the servers ${share(serversCpu.own - cpu0.servers.own)}, their apps ${share(serversCpu.children - cpu0.servers.children)}, this client ${share((clientCpu.user + clientCpu.system) / 1000)}`);
+    console.log(`CPU during the load: the servers ${share(serversCpu.own - cpu0.servers.own)}, their apps (and workers killed) ${share(serversCpu.children - cpu0.servers.children)}, this client ${share((clientCpu.user + clientCpu.system) / 1000)}`);
     console.log(`reload: ${reloadNote}${RELOAD_ASSERTED ? '' : ' (reported, not asserted)'}`);
     const verdicts: Verdict[] = ['finished', 'fault', 'worker lost'];
     console.log(`every session accounted for: ${verdicts.map((v) => [...tallies.values()].reduce((n, t) => n + t.byVerdict[v], 0)).join(' + ')} of ${sessions.length}, ${unexplained.length} unexplained`);

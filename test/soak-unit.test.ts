@@ -23,24 +23,34 @@ t.test('the server log, fed in pieces that split lines', async (t) => {
     `${P}pid 102: handshake failed: wrong version number`,
     `${P}pid 102: ${endLine({ code: 0, signal: null }, 'plaintext', 0, 0, 5)}`,
     `${P}SIGHUP ignored: the files are read only at start`,
+    // pid 100 again, for a new app, before the end line of the old one's second life ends:
+    `${P}pid 100: ${startLine(peer(40005), peer(2525), 0, 1, 40)}`,
+    `${P}pid 100: ${startLine(peer(40006), peer(2525), 1, 2, 40)}`,
+    `${P}pid 100: ${endLine({ code: 3, signal: null }, 'tls', 1, 1, 5)}`,
+    `${P}pid 100: ${endLine({ code: 4, signal: null }, 'tls', 2, 2, 5)}`,
     '',
   ].join('\n');
   for (let i = 0; i < text.length; i += 7) log.feed(text.slice(i, i + 7));
-  t.same(log.starts, [
+  t.same(log.starts.slice(0, 3), [
     { pid: 100, remotePort: 40001, worker: 0 },
     { pid: 101, remotePort: 40002, worker: 1 },
     { pid: 102, remotePort: 40001, worker: 0 },
   ]);
-  t.same(log.ends.get(100), { pid: 100, status: 0, signal: null, mode: 'tls', toClient: 2097152, toApp: 30 });
-  t.same(log.ends.get(101), { pid: 101, status: null, signal: 'SIGTERM', mode: 'worker lost', toClient: 0, toApp: 0 });
-  t.equal(log.ends.get(102)?.mode, 'plaintext');
+  t.equal(log.starts.length, 5);
+  t.equal(log.ends.length, 5, 'every end line counted, pids reused or not');
+  t.same(log.endOf(log.starts[0]!), { pid: 100, status: 0, signal: null, mode: 'tls', toClient: 2097152, toApp: 30 });
+  t.same(log.endOf(log.starts[1]!), { pid: 101, status: null, signal: 'SIGTERM', mode: 'worker lost', toClient: 0, toApp: 0 });
+  t.equal(log.endOf(log.starts[2]!)?.mode, 'plaintext');
+  t.equal(log.endOf(log.starts[3]!)?.status, 3, 'a reused pid: the oldest connection without an end gets the next end line');
+  t.equal(log.endOf(log.starts[4]!)?.status, 4);
   t.same(log.died, [{ index: 1, pid: 555, how: 'died on SIGKILL', lost: 1 }]);
   t.same(log.restarted, [{ index: 1, pid: 556 }]);
   t.same([...log.other], [['listening on N.N port N', 1], ['handshake failed', 1], ['SIGHUP ignored', 1]]);
   // Port 40001 twice: a client that connected after start line 1 is the second connection.
-  t.equal(log.startFrom(40001, 0)?.pid, 100);
-  t.equal(log.startFrom(40001, 1)?.pid, 102);
-  t.equal(log.startFrom(40003, 0), undefined);
+  t.equal(log.startFrom({ port: 40001 }, 0)?.pid, 100);
+  t.equal(log.startFrom({ port: 40001 }, 1)?.pid, 102);
+  t.equal(log.startFrom({ port: 40003 }, 0), undefined);
+  t.equal(log.startFrom({ pid: 100 }, 1), log.starts[3], 'by the app pid a client saw, from its mark on');
 });
 
 t.test('the kind of an other line', async (t) => {
