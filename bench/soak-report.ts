@@ -87,3 +87,15 @@ export function serverTable(f: Figures): string {
     ],
   );
 }
+
+/**
+ * How much the mean of the last third of a memory timeline lies above the mean of its middle
+ * third: near zero or below once the heaps have grown to their size, positive and growing
+ * with the run when memory leaks. NaN with fewer than 9 samples. Pure.
+ */
+export function lateGrowth(timeline: readonly number[]): number {
+  if (timeline.length < 9) return NaN;
+  const third = Math.floor(timeline.length / 3);
+  const mean = (xs: readonly number[]): number => xs.reduce((a, b) => a + b, 0) / xs.length;
+  return mean(timeline.slice(timeline.length - third)) - mean(timeline.slice(third, timeline.length - third));
+}

@@ -4,7 +4,7 @@
 import t from 'tap';
 import { endLine, startLine, workerDiedLine } from '../src/server/log-lines';
 import { lineKind, sameSerial, serialDue, ServerLog, verdict, type EndLine } from '../bench/soak-log';
-import { emptyTally, sessionTable } from '../bench/soak-report';
+import { emptyTally, lateGrowth, sessionTable } from '../bench/soak-report';
 
 const P = 'ucspi-tls-server: ';
 const peer = (port: number) => ({ address: '127.0.0.1', port });
@@ -103,4 +103,11 @@ t.test('the session table: a row per kind with sessions, and the total', async (
   t.equal(table.length, 4, 'head, rule, quick, all (no row for a kind with no session)');
   t.match(table[2], /^\| quick +\| +3 \(2 \/ 1\) \| +3 \| +0 \| +0 \| +0 \| +1\.0 \| +0\.0 \|$/);
   t.match(table[3], /^\| all /);
+});
+
+t.test('late growth of a memory timeline', async (t) => {
+  t.ok(Number.isNaN(lateGrowth([1, 2, 3, 4, 5, 6, 7, 8])), 'too short: no figure');
+  t.equal(lateGrowth([10, 50, 60, 100, 100, 100, 100, 100, 100]), 0, 'grown, then level');
+  t.equal(lateGrowth([0, 10, 20, 30, 40, 50, 60, 70, 80]), 30, 'a leak: still rising by a third of the run');
+  t.ok(lateGrowth([100, 150, 150, 150, 150, 150, 120, 150, 150]) < 0, 'a killed worker replaced by a small one: below');
 });
