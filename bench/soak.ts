@@ -123,7 +123,7 @@ async function main(): Promise<number> {
       setInterval(() => {
         const kib = sumPrivateKiB(serverPids());
         memPeak = Math.max(memPeak, kib);
-        if (Math.round((now() - t0) / 1000) % 15 === 0) timeline.push(kib);
+        if (now() - t0 >= timeline.length * 15000) timeline.push(kib);
       }, 1000),
       ...kills.map((at, i) =>
         setTimeout(() => {
