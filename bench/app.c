@@ -9,11 +9,15 @@
  * its own CPU time in microseconds (user + system) as one line at exit, so that the bench can
  * take the apps' share out of what a launcher's reaped children cost.
  *
- *   banner       "220 bench ppid=N" (N: the helper, whose memory is measured)
+ *   banner       "220 bench ppid=N pid=M" (N: the helper, whose memory is measured; M: the app)
  *   STARTTLS     "220 go", then TLS (starttls mode) or nothing (plain)
  *   PING         "250 pong"
  *   SEND n       n bytes of the pattern
  *   RECV n       reads n bytes, compares them with the pattern: "250 ok" or "554 bad"
+ *   SERIAL       "250 serial=HEX pid=M": SSL_SERVER_M_SERIAL, from the `Y` reply (starttls mode with
+ *                BENCH_APP_VARS set) or the environment (implicit TLS); empty without
+ *   EHLO, MAIL, RCPT, DATA, RSET, NOOP: just enough SMTP for swaks and openssl s_client
+ *                -starttls smtp (DATA reads to the "." line)
  *   QUIT / EOF   "221 bye" / nothing, and exit 0
  *
  * The pattern: byte k of a stream is pattern[k % PATTERN_LEN], pattern from xorshift32
@@ -38,6 +42,7 @@ static size_t in_start, in_end;
 static int in_fd = 0, out_fd = 1;
 static int pattern_made;
 static const char *cpu_file;
+static char serial[128];
 
 static void make_pattern(void) {
   if (pattern_made) return;
@@ -131,12 +136,25 @@ static void start_tls(void) {
   const char *ctl = getenv("SSLCTLFD"), *rd = getenv("SSLREADFD"), *wr = getenv("SSLWRITEFD");
   if (ctl == NULL || rd == NULL || wr == NULL) exit(111);
   int c = atoi(ctl);
-  char b;
-  while (write(c, "y", 1) != 1)
+  /* With BENCH_APP_VARS, `Y`: the reply (VAR=value NUL ..., NUL) gives the serial. */
+  int vars = getenv("BENCH_APP_VARS") != NULL;
+  char reply[16384];
+  size_t got = 0;
+  while (write(c, vars ? "Y" : "y", 1) != 1)
     if (errno != EINTR) exit(111);
-  while (read(c, &b, 1) > 0) {
+  for (;;) {
+    char b[512];
+    ssize_t r = read(c, b, sizeof b);
+    if (r < 0 && errno == EINTR) continue;
+    if (r <= 0) break;
+    size_t keep = (size_t)r < sizeof reply - 1 - got ? (size_t)r : sizeof reply - 1 - got;
+    memcpy(reply + got, b, keep);
+    got += keep;
   }
   close(c);
+  reply[got] = 0;
+  for (size_t at = 0; at < got; at += strlen(reply + at) + 1)
+    if (strncmp(reply + at, "SSL_SERVER_M_SERIAL=", 20) == 0) snprintf(serial, sizeof serial, "%s", reply + at + 20);
   in_fd = atoi(rd);
   out_fd = atoi(wr);
   in_start = in_end = 0;
@@ -157,14 +175,14 @@ static void report_cpu(void) {
 }
 
 int main(int argc, char **argv) {
-  char line[256], buf[64];
+  char line[256], buf[192];
   int starttls = argc > 1 && strcmp(argv[1], "starttls") == 0;
   if (argc > 2) {
     cpu_file = argv[2];
     atexit(report_cpu);
   }
   signal(SIGPIPE, SIG_IGN);
-  snprintf(buf, sizeof buf, "220 bench ppid=%ld\r\n", (long)getppid());
+  snprintf(buf, sizeof buf, "220 bench ppid=%ld pid=%ld\r\n", (long)getppid(), (long)getpid());
   say(buf);
   while (get_line(line, sizeof line)) {
     if (strcmp(line, "STARTTLS") == 0) {
@@ -176,6 +194,19 @@ int main(int argc, char **argv) {
       send_bytes(strtoull(line + 5, NULL, 10));
     } else if (strncmp(line, "RECV ", 5) == 0) {
       say(recv_bytes(strtoull(line + 5, NULL, 10)) ? "250 ok\r\n" : "554 bad\r\n");
+    } else if (strcmp(line, "SERIAL") == 0) {
+      const char *env = getenv("SSL_SERVER_M_SERIAL");
+      snprintf(buf, sizeof buf, "250 serial=%s pid=%ld\r\n", serial[0] != 0 ? serial : env != NULL ? env : "", (long)getpid());
+      say(buf);
+    } else if (strncmp(line, "EHLO", 4) == 0) {
+      say(starttls && out_fd == 1 ? "250-bench\r\n250 STARTTLS\r\n" : "250 bench\r\n");
+    } else if (strncmp(line, "MAIL", 4) == 0 || strncmp(line, "RCPT", 4) == 0 || strcmp(line, "RSET") == 0 || strcmp(line, "NOOP") == 0) {
+      say("250 ok\r\n");
+    } else if (strcmp(line, "DATA") == 0) {
+      say("354 go\r\n");
+      while (get_line(line, sizeof line) && strcmp(line, ".") != 0) {
+      }
+      say("250 queued\r\n");
     } else if (strcmp(line, "QUIT") == 0) {
       say("221 bye\r\n");
       return 0;

@@ -43,6 +43,8 @@ export interface Setup {
   marker: string;
   /** tcpserver's and ucspi-tls-server's limit on concurrent connections. */
   limit: number;
+  /** More for the ucspi-tls-server rows: options before *host*, and variables (for them and their apps). */
+  server?: { flags?: string[]; env?: Record<string, string> };
 }
 
 export function makeSetup(dir: string, limit: number): Setup {
@@ -109,7 +111,7 @@ function specs(s: Setup): Spec[] {
       kind: 'starttls',
       perConnection: false,
       missing: serverMissing,
-      commands: ([p], app) => [[SERVER, '-c', String(s.limit), '127.0.0.1', String(p), ...app('starttls')]],
+      commands: ([p], app) => [[SERVER, '-c', String(s.limit), ...(s.server?.flags ?? []), '127.0.0.1', String(p), ...app('starttls')]],
     },
     {
       id: 'server-implicit',
@@ -117,7 +119,7 @@ function specs(s: Setup): Spec[] {
       kind: 'implicit',
       perConnection: false,
       missing: serverMissing,
-      commands: ([p], app) => [[SERVER, '--implicit', '-c', String(s.limit), '127.0.0.1', String(p), ...app('plain')]],
+      commands: ([p], app) => [[SERVER, '--implicit', '-c', String(s.limit), ...(s.server?.flags ?? []), '127.0.0.1', String(p), ...app('plain')]],
     },
     {
       id: 'hitch',
@@ -165,7 +167,7 @@ export function startServers(s: Setup, base: number, only?: readonly RowId[]): S
       if (spec.missing !== undefined) return;
       const app = (mode: 'starttls' | 'plain'): string[] => [APP, mode, cpuFile];
       const [name, value] = splitMarker(s.marker);
-      const env = { PATH: process.env.PATH, CERTFILE: s.cert, KEYFILE: s.key, [name]: value };
+      const env = { PATH: process.env.PATH, CERTFILE: s.cert, KEYFILE: s.key, [name]: value, ...(spec.id.startsWith('server') ? s.server?.env : {}) };
       for (const [file, ...args] of spec.commands(ports, app)) {
         const child = spawn(file!, args, { env, stdio: ['ignore', 'ignore', 'pipe'], detached: true });
         child.stderr!.on('data', (d: Buffer) => (row.log = (row.log + d.toString()).slice(-4000)));

@@ -25,6 +25,24 @@ export interface PoolEvents {
   restarted(w: WorkerSlot): void;
 }
 
+/**
+ * The handles Node's IPC still holds for a worker that is gone, closed: Node keeps a sent
+ * handle open until the child acknowledges it, and queues the next ones behind it, and
+ * neither is closed when the child dies. Left open, they hold an app's control socket (the
+ * app waits for EOF forever) and a client connection. Node's own fields, as Node names them.
+ */
+function closeUndelivered(child: ChildProcess): void {
+  type Held = { handle?: { destroy?(): void; close?(): void } | null };
+  const ipc = child as unknown as { _pendingMessage?: Held | null; _handleQueue?: Held[] | null };
+  for (const held of [ipc._pendingMessage, ...(ipc._handleQueue ?? [])]) {
+    const h = held?.handle;
+    if (h?.destroy !== undefined) h.destroy();
+    else h?.close?.();
+  }
+  ipc._pendingMessage = null;
+  ipc._handleQueue = null;
+}
+
 /** A worker that dies sooner than this after its start is restarted only after this long. */
 const RESTART_DELAY_MS = 1000;
 
@@ -89,6 +107,7 @@ export class Pool {
         this.events.message(slot, m, handle);
       });
       child.once('exit', (code, signal) => {
+        closeUndelivered(child);
         if (!slot.ready) return reject(new Error(`a TLS worker could not start: it ${signal !== null ? `died on ${signal}` : `exited with ${code}`}`));
         if (this.slots[index - 1] === slot) this.slots[index - 1] = undefined;
         if (this.stopping) return;
