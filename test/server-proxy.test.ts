@@ -269,6 +269,23 @@ t.test('SIGTERM while a header is awaited: the server exits at once, nothing lef
   await within(silent.closed, 5000, 'the waiting connection closed');
 });
 
+t.test('-c 1: a connection awaiting its header holds the one place; the next is served once it is refused', async (t) => {
+  const dir = tempDir(t);
+  const port = await freePort();
+  const srv = await ucspiTlsServer(t, port, baseEnv(makeCert(dir), { REPORT: dir, REPORT_EACH: '1' }), ['-v', '-c', '1', '-t', '1', '--proxy'], [APP]);
+  const silent = rawClient(port, '');
+  t.ok(await logged(srv, /^ucspi-tls-server: 1 connections: accepting paused$/m), 'the silent connection counts: accepting paused');
+  const next = rawClient(port, 'PROXY TCP4 192.0.2.11 198.51.100.9 40040 25\r\nQUIT\r\n');
+  const banner = within(next.lines.line(), 10000, 'the banner');
+  const ms = await within(silent.closed, 10000, 'the silent connection closed');
+  t.equal(await banner, '220 test ESMTP', `served after the silent one was closed (${Math.round(ms)} ms)`);
+  t.equal(await next.lines.line(), '221 bye');
+  t.ok(ms >= 900, 'the silent one was given its -t time');
+  t.ok(await logged(srv, /closed: no complete PROXY header within 1 s \(0 bytes came\)$/m), 'and refused with its line');
+  t.equal((await srv.end()).status, 0);
+  await stopServer(t, srv);
+});
+
 /** One `openssl s_client -starttls smtp` session: NOOP, QUIT, the server's close. */
 function sClient(port: number, args: string[]): string {
   const r = spawnSync('openssl', ['s_client', '-starttls', 'smtp', '-connect', `127.0.0.1:${port}`, '-servername', 'mail.example.test', '-ign_eof', ...args], {

@@ -71,7 +71,7 @@ export function readProxyHeader(sock: Socket, timeoutMs: number, done: (r: Heade
       pause = 0;
     }
     const left = deadline - performance.now();
-    if (left <= 0) return finish({ error: `no complete PROXY header within ${(timeoutMs / 1000).toFixed(0)} s (${got.length} bytes came)` });
+    if (left <= 0) return finish({ error: `no complete PROXY header within ${timeoutMs / 1000} s (${got.length} bytes came)` });
     pause = Math.min(pause === 0 ? 1 : pause * 2, MAX_POLL_MS, Math.ceil(left));
     timer = setTimeout(attempt, pause);
   };
