@@ -187,8 +187,25 @@ t.test('the header and the first bytes in one segment: the app reads exactly wha
     const env = addressVars(readReport(join(dir, String(client)), 'env'));
     t.same([env.TCPREMOTEIP, env.TCPREMOTEPORT, env.TCPLOCALIP, env.TCPLOCALPORT], ['192.0.2.7', String(client), '198.51.100.9', '587'], `${what}: the header's addresses`);
   }
-  await srv.end({ nth: 1 });
-  t.same(srv.ends().map((e) => e.status), [0, 0]);
+
+  // v2 with 2000 bytes of TLVs (a NOOP one), sent in pieces: read across many reads, then the data.
+  const tlv = Buffer.alloc(2000);
+  tlv[0] = 0x04;
+  tlv.writeUInt16BE(1997, 1);
+  const long = v2Header({ ip: [192, 0, 2, 7], port: 40004 }, { ip: [198, 51, 100, 9], port: 587 }, 12 + tlv.length);
+  const stream = Buffer.concat([long, tlv, Buffer.from('NOOP after TLVs\r\nQUIT\r\n')]);
+  const c = rawClient(port, '');
+  c.sock.setNoDelay(true);
+  for (let at = 0; at < stream.length; at += 97) {
+    c.sock.write(stream.subarray(at, at + 97));
+    await new Promise((r) => setTimeout(r, 2));
+  }
+  const three = async (): Promise<string[]> => [await c.lines.line(), await c.lines.line(), await c.lines.line()];
+  t.same(await within(three(), 10000, 'the replies'), ['220 test ESMTP', '250 no NOOP after TLVs', '221 bye'], 'v2 with TLVs, in pieces: the data behind it intact');
+  t.match(readReport(join(dir, '40004'), 'env'), /^TCPREMOTEIP=192\.0\.2\.7$/m);
+
+  await srv.end({ nth: 2 });
+  t.same(srv.ends().map((e) => e.status), [0, 0, 0]);
   await stopServer(t, srv);
 });
 

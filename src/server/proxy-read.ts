@@ -44,20 +44,27 @@ export function readProxyHeader(sock: Socket, timeoutMs: number, done: (r: Heade
   }
   setNonBlocking(sock);
   const deadline = performance.now() + timeoutMs;
-  let got = Buffer.alloc(0);
+  // One buffer, grown as the header's length becomes known: a header sent a byte at a time
+  // costs one copy per growth, not one per byte.
+  let store = Buffer.allocUnsafe(64);
+  let len = 0;
   let pause = 0;
 
   const attempt = (): void => {
     timer = undefined;
     if (over) return;
     for (;;) {
-      const step = proxyStep(got);
+      const step = proxyStep(store.subarray(0, len));
       if ('error' in step) return finish(step);
       if ('header' in step) return finish({ header: step.header });
-      const buf = Buffer.allocUnsafe(step.need);
+      if (len + step.need > store.length) {
+        const grown = Buffer.allocUnsafe(Math.max(len + step.need, store.length * 2));
+        store.copy(grown, 0, 0, len);
+        store = grown;
+      }
       let n: number;
       try {
-        n = readSync(fd, buf, 0, step.need, null);
+        n = readSync(fd, store, len, step.need, null);
       } catch (e) {
         const code = (e as NodeJS.ErrnoException).code;
         if (code === 'EAGAIN' || code === 'EWOULDBLOCK') break;
@@ -65,13 +72,13 @@ export function readProxyHeader(sock: Socket, timeoutMs: number, done: (r: Heade
         return finish({ error: `reading the PROXY header: ${errorWords(e)}` });
       }
       if (n === 0) {
-        return finish({ error: got.length === 0 ? 'closed before sending a PROXY header' : `closed after ${got.length} bytes of a PROXY header` });
+        return finish({ error: len === 0 ? 'closed before sending a PROXY header' : `closed after ${len} bytes of a PROXY header` });
       }
-      got = Buffer.concat([got, buf.subarray(0, n)]);
+      len += n;
       pause = 0;
     }
     const left = deadline - performance.now();
-    if (left <= 0) return finish({ error: `no complete PROXY header within ${timeoutMs / 1000} s (${got.length} bytes came)` });
+    if (left <= 0) return finish({ error: `no complete PROXY header within ${timeoutMs / 1000} s (${len} bytes came)` });
     pause = Math.min(pause === 0 ? 1 : pause * 2, MAX_POLL_MS, Math.ceil(left));
     timer = setTimeout(attempt, pause);
   };
