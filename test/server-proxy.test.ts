@@ -348,8 +348,8 @@ t.test('systemd sockets: --proxy-name requires the header on the named socket on
   const [direct, lb] = [await freePort(), await freePort()];
   const l = new ServerLauncher('systemd-socket-activate', [
     '-l', `127.0.0.1:${direct}`, '-l', `127.0.0.1:${lb}`, '--fdname=direct:balanced',
-    '-E', 'CERTFILE', '-E', 'KEYFILE', '-E', 'REPORT', '-E', 'REPORT_EACH', SERVER, '-v', '--proxy-name', 'balanced', APP,
-  ], baseEnv(makeCert(dir), { REPORT: dir, REPORT_EACH: '1' }));
+    '-E', 'CERTFILE', '-E', 'KEYFILE', '-E', 'REPORT', '-E', 'REPORT_EACH', '-E', 'PROXYREMOTEIP', SERVER, '-v', '--proxy-name', 'balanced', APP,
+  ], baseEnv(makeCert(dir), { REPORT: dir, REPORT_EACH: '1', PROXYREMOTEIP: '203.0.113.66' }));
   t.teardown(() => l.stop());
   await l.ready(direct);
   await l.ready(lb);
@@ -358,7 +358,7 @@ t.test('systemd sockets: --proxy-name requires the header on the named socket on
   const local = await new Promise<number>((r) => plain.sock.once('connect', () => r(plain.sock.localPort!)));
   t.same([await plain.lines.line(), await plain.lines.line()], ['220 test ESMTP', '221 bye'], 'direct: served without a header');
   const env = addressVars(readReport(join(dir, String(local)), 'env'));
-  t.same([env.TCPREMOTEPORT, env.PROXYREMOTEIP], [String(local), undefined], 'direct: the socket\'s addresses, no PROXY*');
+  t.same([env.TCPREMOTEPORT, env.PROXYREMOTEIP], [String(local), undefined], 'direct: the socket\'s addresses, no PROXY* (not even the server\'s own)');
 
   const proxied = rawClient(lb, 'PROXY TCP4 192.0.2.10 198.51.100.9 40030 25\r\nQUIT\r\n');
   t.same([await proxied.lines.line(), await proxied.lines.line()], ['220 test ESMTP', '221 bye'], 'balanced: served after its header');
