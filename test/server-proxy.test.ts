@@ -23,7 +23,7 @@ const SENDS = ['send-proxy', 'send-proxy-v2'] as const;
 type Send = (typeof SENDS)[number];
 
 /** haproxy in the foreground, as a child of the test: mode tcp on 127.0.0.1, round robin over `servers`. */
-async function haproxy(t: Test, dir: string, servers: number[], send: Send): Promise<number> {
+async function haproxy(t: Test, dir: string, servers: number[], send: Send, checks = ''): Promise<number> {
   const port = await freePort();
   const cfg = join(dir, `haproxy-${port}.cfg`);
   writeFileSync(cfg, [
@@ -39,7 +39,7 @@ async function haproxy(t: Test, dir: string, servers: number[], send: Send): Pro
     '    default_backend servers',
     'backend servers',
     '    balance roundrobin',
-    ...servers.map((p, i) => `    server s${i} 127.0.0.1:${p} ${send}`),
+    ...servers.map((p, i) => `    server s${i} 127.0.0.1:${p} ${send}${checks}`),
     '',
   ].join('\n'));
   const hp = new Launcher('haproxy', ['-db', '-f', cfg], { PATH: process.env.PATH });
@@ -146,6 +146,26 @@ for (const send of SENDS) {
     await stopServer(t, srv);
   });
 }
+
+t.test('haproxy\'s health checks (check-send-proxy, v2): LOCAL, served with the connection\'s own addresses', async (t) => {
+  const dir = tempDir(t);
+  const sport = await freePort();
+  const srv = await ucspiTlsServer(t, sport, baseEnv(makeCert(dir), { REPORT: dir, REPORT_EACH: '1' }), ['--proxy'], [APP]);
+  const port = await haproxy(t, dir, [sport], 'send-proxy-v2', ' check check-send-proxy inter 200ms');
+  const check = /: start: 127\.0\.0\.1 port (\d+) -> 127\.0\.0\.1 port (\d+), worker \d+, \d+ of 40, via 127\.0\.0\.1 port (\d+) \(PROXY v2 LOCAL\)$/m;
+  t.ok(await logged(srv, check, 10000), 'a check arrives as LOCAL');
+  const [, from, to, via] = check.exec(srv.err)!;
+  t.same([to, via], [String(sport), from], 'its start line: the connection\'s own addresses');
+  t.notMatch(srv.err, /closed: .*PROXY/, 'no check refused');
+  // And the clients through it are served all the same.
+  const sock = connect({ port, host: '127.0.0.1', localAddress: CLIENT_IP });
+  const lines = new Lines(sock);
+  sock.write('QUIT\r\n');
+  t.same([await lines.line(), await lines.line()], ['220 test ESMTP', '221 bye']);
+  t.match(readReport(join(dir, String(sock.localPort)), 'env'), new RegExp(`^TCPREMOTEIP=${CLIENT_IP.replace(/\./g, '\\.')}$`, 'm'));
+  sock.destroy();
+  await stopServer(t, srv);
+});
 
 /** A v2 header, PROXY TCP4 (or LOCAL without addresses). */
 function v2Header(src?: { ip: number[]; port: number }, dst?: { ip: number[]; port: number }, length?: number): Buffer {
