@@ -95,6 +95,8 @@ t.test('what is refused, in which words, as soon as it is wrong', async (t) => {
     ['SMTP from a client', Buffer.from('EHLO x\r\n'), /^no PROXY header: the connection starts with 'EHLO x\\x0d\\x0aEHLO cl'$/],
     ['lower-case proxy', Buffer.from('proxy TCP4 1.2.3.4 5.6.7.8 1 2\r\n'), /^no PROXY header/],
     ['v1: a protocol of its own', Buffer.from('PROXY UDP4 1.2.3.4 5.6.7.8 1 2\r\n'), /^PROXY v1 header: unknown protocol 'UDP4'$/],
+    ['v1: a protocol named as a property of every object', Buffer.from('PROXY constructor ::1 ::1 1 2\r\n'), /^PROXY v1 header: unknown protocol 'constructor'$/],
+    ['v1: a line too short', Buffer.from('PROXY \r\nTCP4 1.2.3.4 5.6.7.8 1 2\r\n'), /^PROXY v1 header: a line of 8 bytes, shorter than any header$/],
     ['v1: an address that is no IPv4 one', Buffer.from('PROXY TCP4 1.2.3.256 5.6.7.8 1 2\r\n'), /^PROXY v1 header: bad TCP4 source address '1\.2\.3\.256'$/],
     ['v1: a leading zero', Buffer.from('PROXY TCP4 1.2.3.4 05.6.7.8 1 2\r\n'), /bad TCP4 destination address '05\.6\.7\.8'/],
     ['v1: IPv6 under TCP4', Buffer.from('PROXY TCP4 ::1 5.6.7.8 1 2\r\n'), /bad TCP4 source address '::1'/],

@@ -42,8 +42,10 @@ function startsAs(got: Buffer, sig: Buffer): boolean {
 function v1Step(got: Buffer): Step {
   const lf = got.indexOf(0x0a);
   if (lf >= 0) {
-    // Reads never pass the first possible end, so a line feed can only be the last byte.
-    if (lf !== got.length - 1 || got[lf - 1] !== 0x0d) return { error: 'PROXY v1 header: a line feed without a carriage return before it' };
+    // Past the first 15 bytes, reads stop at the first possible end: an earlier line feed
+    // ends a line too short to be a header.
+    if (lf !== got.length - 1) return { error: `PROXY v1 header: a line of ${lf + 1} bytes, shorter than any header` };
+    if (got[lf - 1] !== 0x0d) return { error: 'PROXY v1 header: a line feed without a carriage return before it' };
     const parsed = parseV1(got.subarray(0, lf - 1).toString('latin1'));
     return typeof parsed === 'string' ? { error: `PROXY v1 header: ${parsed}` } : { header: parsed, length: got.length };
   }
@@ -52,13 +54,13 @@ function v1Step(got: Buffer): Step {
   return { need: Math.min(got[got.length - 1] === 0x0d ? 1 : 2, V1_MAX - got.length) };
 }
 
-const FAMILIES = { TCP4: 4, TCP6: 6 } as const;
+const FAMILIES = new Map([['TCP4', 4], ['TCP6', 6]] as const);
 
 /** "PROXY TCP4 src dst sport dport" (no CRLF) -> header, or what is wrong. */
 export function parseV1(line: string): ProxyHeader | string {
   const words = line.split(' ');
   if (words[1] === 'UNKNOWN') return { version: 1, command: 'local' };
-  const family = FAMILIES[words[1] as keyof typeof FAMILIES];
+  const family = FAMILIES.get(words[1] as 'TCP4' | 'TCP6');
   if (family === undefined) return `unknown protocol ${shownText(words[1] ?? '')}`;
   if (words.length !== 6) return `expected 'PROXY ${words[1]} source destination sport dport', got ${shownText(line)}`;
   const [, , src, dst, sport, dport] = words as [string, string, string, string, string, string];
