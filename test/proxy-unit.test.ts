@@ -4,7 +4,7 @@ import t from 'tap';
 import { EXIT_CONFIG, EXIT_USAGE, parseServerArgs } from '../src/server/options';
 import { clientEnds, proxyVariables, refusedLine, viaWords } from '../src/server/proxy-env';
 import { canonicalIPv6, parseV1, parseV2, proxyStep, V1_MAX, V2_SIGNATURE, type ProxyHeader } from '../src/server/proxy-header';
-import { proxySockets, requiresHeader } from '../src/server/proxy-options';
+import { headerTimeoutMs, proxySockets, requiresHeader } from '../src/server/proxy-options';
 
 type Outcome = { header: ProxyHeader; consumed: number } | { error: string; consumed: number } | { truncated: number };
 
@@ -185,6 +185,7 @@ t.test('options: --proxy for every socket, --proxy-name for named systemd socket
     if (r.kind === 'error') t.match(r.message, words);
   }
   t.same(proxySockets(false, [], [3], {}), undefined);
+  t.same([headerTimeoutMs(1500), headerTimeoutMs(0)], [1500, 30000], 'the header\'s time: -t, or 30 s when the handshake has none');
   t.ok(requiresHeader('all', { host: '::', port: 25 }), "'all' covers an address");
   t.ok(requiresHeader([4], { fd: 4 }) && !requiresHeader([4], { fd: 3 }) && !requiresHeader(undefined, { fd: 4 }), 'the named fds only');
 });

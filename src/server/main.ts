@@ -28,9 +28,8 @@ import type { ChannelName, FromWorker } from './protocol';
 import { STALE_TCP_VARIABLES, tcpVariables } from './tcp-env';
 import { clientEnds, PROXY_VARIABLES, proxyVariables, refusedLine, viaWords } from './proxy-env';
 import type { ProxyHeader } from './proxy-header';
-import { requiresHeader } from './proxy-options';
+import { headerTimeoutMs, requiresHeader } from './proxy-options';
 import { readProxyHeader } from './proxy-read';
-import { DEFAULT_TIMEOUT_S } from '../session/policy-options';
 
 /** The worker's entry, built beside this one (build/ucspi-tls-server-worker.js). */
 const WORKER_FILE = join(__dirname, '..', '..', 'ucspi-tls-server-worker.js');
@@ -265,8 +264,7 @@ class Launcher {
   private awaitProxyHeader(sock: Socket, from: Peer): void {
     this.active++;
     if (this.active >= this.config.concurrency) this.pauseAccepting();
-    const timeoutMs = this.config.handshakeTimeoutMs > 0 ? this.config.handshakeTimeoutMs : DEFAULT_TIMEOUT_S * 1000;
-    const cancel = readProxyHeader(sock, timeoutMs, (r) => {
+    const cancel = readProxyHeader(sock, headerTimeoutMs(this.config.handshakeTimeoutMs), (r) => {
       this.headers.delete(sock);
       this.active--;
       if ('error' in r) {

@@ -2,6 +2,8 @@
 // --proxy-name NAME (the sockets from systemd that LISTEN_FDNAMES names so, as a socket
 // unit's FileDescriptorName= sets it). Pure.
 
+import { DEFAULT_TIMEOUT_S } from '../session/policy-options';
+
 type Env = Readonly<Record<string, string | undefined>>;
 
 /** 'all', or the systemd fds that require it; undefined: none does. */
@@ -30,4 +32,9 @@ export function proxySockets(all: boolean, names: readonly string[], fds: readon
 export function requiresHeader(where: ProxyWhere | undefined, target: { fd: number } | object): boolean {
   if (where === undefined) return false;
   return where === 'all' || ('fd' in target && where.includes(target.fd));
+}
+
+/** The header's time limit: the handshake's (-t), and never none: -t 0 gives the default. */
+export function headerTimeoutMs(handshakeTimeoutMs: number): number {
+  return handshakeTimeoutMs > 0 ? handshakeTimeoutMs : DEFAULT_TIMEOUT_S * 1000;
 }
