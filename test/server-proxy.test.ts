@@ -22,8 +22,12 @@ const BULK = 1 << 20;
 const SENDS = ['send-proxy', 'send-proxy-v2'] as const;
 type Send = (typeof SENDS)[number];
 
-/** haproxy in the foreground, as a child of the test: mode tcp on 127.0.0.1, round robin over `servers`. */
-async function haproxy(t: Test, dir: string, servers: number[], send: Send, checks = ''): Promise<number> {
+/**
+ * haproxy in the foreground, as a child of the test: mode tcp on 127.0.0.1, round robin over
+ * `servers`. With `checks`, it checks each server as a mail site would: the PROXY header,
+ * then the banner.
+ */
+async function haproxy(t: Test, dir: string, servers: number[], send: Send, checks = false): Promise<number> {
   const port = await freePort();
   const cfg = join(dir, `haproxy-${port}.cfg`);
   writeFileSync(cfg, [
@@ -39,7 +43,11 @@ async function haproxy(t: Test, dir: string, servers: number[], send: Send, chec
     '    default_backend servers',
     'backend servers',
     '    balance roundrobin',
-    ...servers.map((p, i) => `    server s${i} 127.0.0.1:${p} ${send}${checks}`),
+    ...(checks ? ['    option tcp-check', '    tcp-check expect string 220'] : []),
+    ...servers.map((p, i) => `    server s${i} 127.0.0.1:${p} ${send}${checks ? ' check check-send-proxy inter 200ms' : ''}`),
+    // Else haproxy makes one from /etc/resolv.conf: nothing here looks a name up, and nothing leaves loopback.
+    'resolvers default',
+    '    nameserver loopback 127.0.0.1:53',
     '',
   ].join('\n'));
   const hp = new Launcher('haproxy', ['-db', '-f', cfg], { PATH: process.env.PATH });
@@ -147,11 +155,11 @@ for (const send of SENDS) {
   });
 }
 
-t.test('haproxy\'s health checks (check-send-proxy, v2): LOCAL, served with the connection\'s own addresses', async (t) => {
+t.test('haproxy\'s health checks (check-send-proxy, v2, expecting the banner): LOCAL, served with the connection\'s own addresses', async (t) => {
   const dir = tempDir(t);
   const sport = await freePort();
   const srv = await ucspiTlsServer(t, sport, baseEnv(makeCert(dir), { REPORT: dir, REPORT_EACH: '1' }), ['--proxy'], [APP]);
-  const port = await haproxy(t, dir, [sport], 'send-proxy-v2', ' check check-send-proxy inter 200ms');
+  const port = await haproxy(t, dir, [sport], 'send-proxy-v2', true);
   const check = /: start: 127\.0\.0\.1 port (\d+) -> 127\.0\.0\.1 port (\d+), worker \d+, \d+ of 40, via 127\.0\.0\.1 port (\d+) \(PROXY v2 LOCAL\)$/m;
   t.ok(await logged(srv, check, 10000), 'a check arrives as LOCAL');
   const [, from, to, via] = check.exec(srv.err)!;
