@@ -267,12 +267,9 @@ class Launcher {
     const cancel = readProxyHeader(sock, headerTimeoutMs(this.config.handshakeTimeoutMs), (r) => {
       this.headers.delete(sock);
       this.active--;
-      if ('error' in r) {
-        this.note(refusedLine(from, r.error));
-        sock.destroy();
-      } else if (!this.stopping) {
-        return this.startConnection(sock, r.header);
-      }
+      if ('error' in r) this.note(refusedLine(from, r.error));
+      else if (!this.stopping) return this.startConnection(sock, r.header);
+      sock.destroy();
       this.slotFreed();
     });
     this.headers.set(sock, cancel);
