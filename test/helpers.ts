@@ -347,6 +347,8 @@ export class Lines {
 export interface StartTlsOptions {
   /** 127.0.0.1 unless given. */
   host?: string;
+  /** The client's own address (another loopback address, to tell it from a balancer's). */
+  localAddress?: string;
   servername?: string;
   /** Half-open: the client may end its side and keep reading. */
   allowHalfOpen?: boolean;
@@ -357,7 +359,7 @@ export interface StartTlsOptions {
 
 /** Node's tls as the client: banner, EHLO, STARTTLS, handshake. */
 export async function startTls(port: number, o: StartTlsOptions = {}): Promise<TLSSocket> {
-  const sock = connect({ port, host: o.host ?? '127.0.0.1', allowHalfOpen: o.allowHalfOpen ?? false });
+  const sock = connect({ port, host: o.host ?? '127.0.0.1', allowHalfOpen: o.allowHalfOpen ?? false, ...(o.localAddress !== undefined ? { localAddress: o.localAddress } : {}) });
   const lines = new Lines(sock);
   await lines.reply('220');
   sock.write('EHLO client.test\r\n');

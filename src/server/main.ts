@@ -26,6 +26,10 @@ import { EXIT_CONFIG, EXIT_USAGE, parseServerArgs, SERVER_PROGRAM, USAGE, type S
 import { Pool, type WorkerSlot } from './pool';
 import { planServerPrivileges, type ServerPlan } from './privileges';
 import type { ChannelName, FromWorker } from './protocol';
+import { clientEnds, PROXY_VARIABLES, proxyVariables, refusedLine, viaWords } from './proxy-env';
+import type { ProxyHeader } from './proxy-header';
+import { headerTimeoutMs, requiresHeader } from './proxy-options';
+import { readProxyHeader } from './proxy-read';
 import { opensslCheck, Reloader } from './reload';
 import { RulesFile } from './rules-file';
 import { STALE_TCP_VARIABLES, tcpVariables, unmapped } from './tcp-env';
@@ -106,6 +110,10 @@ class Launcher {
   private readonly waiting: Socket[] = [];
   private readonly baseEnv: Record<string, string>;
   private readonly spares = new Map<number, { worker: WorkerSlot; got: (spare: unknown) => void }>();
+  /** Connections whose PROXY header is being read (--proxy): each one's cancel. */
+  private readonly headers = new Map<Socket, () => void>();
+  /** Accepted on a socket that requires the PROXY header, and not yet read. */
+  private readonly needHeader = new WeakSet<Socket>();
   private nextId = 1;
   private nextKey = 1;
   private active = 0;
@@ -123,7 +131,7 @@ class Launcher {
     this.note = this.log.warn;
     this.access = new Access(rules, config.perAddress, this.note);
     const env = appEnvironment(process.env, { keepEnv: config.keepEnv, fromListenFd: true, ucspiTls: !config.implicit });
-    for (const n of STALE_TCP_VARIABLES) delete env[n];
+    for (const n of [...STALE_TCP_VARIABLES, ...PROXY_VARIABLES]) delete env[n];
     this.baseEnv = env;
     this.pool = new Pool(
       WORKER_FILE,
@@ -157,8 +165,12 @@ class Launcher {
     const targets: Target[] =
       this.config.listen.kind === 'systemd' ? this.config.listen.fds.map((fd) => ({ fd })) : [{ host: this.config.listen.host, port: this.config.listen.port }];
     for (const target of targets) {
+      const proxy = requiresHeader(this.config.proxy, target);
       const l = new Listener(
-        (s) => this.onConnection(s),
+        (s) => {
+          if (proxy) this.needHeader.add(s);
+          this.onConnection(s);
+        },
         (handle, got) => this.fetchSpare(handle, got),
       );
       try {
@@ -218,11 +230,14 @@ class Launcher {
     this.startConnection(sock);
   }
 
-  private startConnection(sock: Socket): void {
-    const remote: Peer = { address: sock.remoteAddress ?? '', port: sock.remotePort ?? 0 };
-    const local: Peer = { address: sock.localAddress ?? '', port: sock.localPort ?? 0 };
-    if (remote.address === '' || local.address === '') return void sock.destroy(); // gone already
-    // Before anything is started for it: refused, the client sees the connection closed.
+  private startConnection(sock: Socket, proxied?: ProxyHeader): void {
+    const socketRemote: Peer = { address: sock.remoteAddress ?? '', port: sock.remotePort ?? 0 };
+    const socketLocal: Peer = { address: sock.localAddress ?? '', port: sock.localPort ?? 0 };
+    if (socketRemote.address === '' || socketLocal.address === '') return void sock.destroy(); // gone already
+    if (this.needHeader.delete(sock)) return this.awaitProxyHeader(sock, socketRemote);
+    const { remote, local } = proxied !== undefined ? clientEnds(proxied, { remote: socketRemote, local: socketLocal }) : { remote: socketRemote, local: socketLocal };
+    // Before anything is started for it, by the client's address (the header's, behind a
+    // balancer): refused, the client sees the connection closed.
     const admitted: Admission = this.access.admit(unmapped(remote.address), place(remote));
     if (!admitted.ok) {
       this.note(admitted.line);
@@ -237,6 +252,7 @@ class Launcher {
     const env = {
       ...this.baseEnv,
       ...tcpVariables({ localAddress: local.address, localPort: local.port, remoteAddress: remote.address, remotePort: remote.port, ...(this.config.localName !== undefined ? { localName: this.config.localName } : {}) }),
+      ...(proxied !== undefined ? proxyVariables({ remote: socketRemote, local: socketLocal }) : {}),
       ...admitted.env,
     };
     const ids = this.plan.app !== undefined ? { uid: this.plan.app.uid, gid: this.plan.app.gid } : {};
@@ -273,7 +289,7 @@ class Launcher {
     worker.conns.add(conn.id);
     this.active++;
     if (this.active >= this.config.concurrency) this.pauseAccepting();
-    createLogger(2, this.config.verbosity, SERVER_PROGRAM, conn.pid).warn(startLine(remote, local, worker.index, this.active, this.config.concurrency));
+    createLogger(2, this.config.verbosity, SERVER_PROGRAM, conn.pid).warn(startLine(remote, local, worker.index, this.active, this.config.concurrency) + (proxied !== undefined ? viaWords(proxied, socketRemote) : ''));
 
     for (const [fd, name] of channels) {
       this.pool.send(worker, { t: 'channel', id: conn.id, pid: conn.pid, name }, pipes[fd]);
@@ -287,6 +303,28 @@ class Launcher {
       if (conn.workerLost) this.finish(conn, { tls: false, toClient: 0, toApp: 0 });
       else this.pool.send(conn.worker, { t: 'exit', id: conn.id });
     });
+  }
+
+  /**
+   * --proxy: read the header first (it counts against -c meanwhile), then start the
+   * connection with the addresses it gives; without a valid one, close it, no app started.
+   */
+  private awaitProxyHeader(sock: Socket, from: Peer): void {
+    this.active++;
+    if (this.active >= this.config.concurrency) this.pauseAccepting();
+    const cancel = readProxyHeader(sock, headerTimeoutMs(this.config.handshakeTimeoutMs), (r) => {
+      this.headers.delete(sock);
+      this.active--;
+      if ('error' in r) this.note(refusedLine(from, r.error));
+      else if (!this.stopping) {
+        this.startConnection(sock, r.header);
+        // Refused by the rules, or started: either way -c may allow accepting again.
+        return this.slotFreed();
+      }
+      sock.destroy();
+      this.slotFreed();
+    });
+    this.headers.set(sock, cancel);
   }
 
   /** The client connection to the worker; the launcher's copy closes once it is sent. */
@@ -338,6 +376,11 @@ class Launcher {
     const mode = conn.workerLost ? 'worker lost' : r.tls ? 'tls' : 'plaintext';
     createLogger(2, this.config.verbosity, SERVER_PROGRAM, conn.pid).warn(endLine(conn.ending, mode, r.toClient, r.toApp, performance.now() - conn.startedAt));
     this.active--;
+    this.slotFreed();
+  }
+
+  /** One connection fewer: start one that waits, accept again, or end the stop. */
+  private slotFreed(): void {
     while (this.active < this.config.concurrency && this.waiting.length > 0 && !this.stopping) this.startConnection(this.waiting.shift()!);
     if (this.active < this.config.concurrency && !this.stopping) this.resumeAccepting();
     if (this.stopping && this.active === 0) void this.exit();
@@ -361,6 +404,12 @@ class Launcher {
     if (first) {
       for (const l of this.listeners) l.close();
       for (const s of this.waiting.splice(0)) s.destroy();
+      for (const [s, cancel] of this.headers) {
+        cancel();
+        s.destroy();
+        this.active--;
+      }
+      this.headers.clear();
     }
     let sent = 0;
     for (const conn of this.conns.values()) {

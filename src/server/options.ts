@@ -4,6 +4,7 @@ import type { TlsConfig } from '../tls/config';
 import type { Ids } from '../process/ids';
 import { DEFAULT_TIMEOUT_S, handshakeTimeout, parseFlags, sessionPolicy } from '../session/policy-options';
 import type { Verbosity } from '../helper/options';
+import { proxySockets, type ProxyWhere } from './proxy-options';
 
 export const SERVER_PROGRAM = 'ucspi-tls-server';
 
@@ -37,6 +38,8 @@ export interface ServerConfig {
   rules?: { path: string; optional: boolean };
   /** -C: connections at once from one address. */
   perAddress?: number;
+  /** The listening sockets whose connections start with a PROXY protocol header. */
+  proxy?: ProxyWhere;
 }
 
 export type Parsed =
@@ -63,6 +66,8 @@ export const USAGE = `usage: ${SERVER_PROGRAM} [-1vqeyY] [--implicit] [-c n] [-b
                              run the apps as UID:GID (root only; default $UID and $GID)
       --implicit             TLS from the first byte (ports 465, 993, 995)
       --watch                reload when a certificate, key or other TLS file changes (as on SIGHUP)
+      --proxy                every connection starts with a PROXY protocol header (v1 or v2)
+      --proxy-name NAME      only those to the systemd sockets named NAME (LISTEN_FDNAMES)
   -v, --verbose              log every event, not only connections and failures
   -q, --quiet                log only fatal errors
   -e, --keep-env             leave the TLS configuration variables in the app's environment
@@ -83,8 +88,8 @@ const NUMBERS = { concurrency: 'c', backlog: 'b', workers: 'w' } as const;
 /** `cpus`: the default number of workers. `pid`: ours, to tell whether LISTEN_FDS is meant for us. */
 export function parseServerArgs(argv: readonly string[], env: Env, cpus: number, pid: number): Parsed {
   const a = parseFlags(argv, {
-    boolean: ['print-port', 'rules-optional', 'watch'],
-    string: ['concurrency', 'backlog', 'workers', 'local-name', 'rules', 'per-address'],
+    boolean: ['print-port', 'rules-optional', 'watch', 'proxy'],
+    string: ['concurrency', 'backlog', 'workers', 'local-name', 'rules', 'per-address', 'proxy-name'],
     alias: { 1: 'print-port', c: 'concurrency', b: 'backlog', w: 'workers', l: 'local-name', x: 'rules', X: 'rules-optional', C: 'per-address' },
   });
   if ('unknown' in a) return usageError(`unknown option ${a.unknown}`);
@@ -125,6 +130,11 @@ export function parseServerArgs(argv: readonly string[], env: Env, cpus: number,
   }
   if (words.length === 0) return usageError('no app to run');
 
+  const proxyNames: unknown = a['proxy-name'];
+  const proxy = proxySockets(Boolean(a.proxy), proxyNames === undefined ? [] : ([] as unknown[]).concat(proxyNames).map(String), listen.kind === 'systemd' ? listen.fds : undefined, env);
+  if (typeof proxy === 'object' && 'usage' in proxy) return usageError(proxy.usage);
+  if (typeof proxy === 'object' && 'config' in proxy) return configError(proxy.config);
+
   const policy = sessionPolicy(a, env);
   if ('usage' in policy) return usageError(policy.usage);
   if ('config' in policy) return configError(policy.config);
@@ -146,6 +156,7 @@ export function parseServerArgs(argv: readonly string[], env: Env, cpus: number,
   Object.assign(config, access);
   if (appIds !== undefined) config.appIds = appIds;
   if (workerIds !== undefined) config.workerIds = workerIds;
+  if (proxy !== undefined) config.proxy = proxy;
   return { kind: 'run', config };
 }
 
