@@ -7,7 +7,7 @@ import { connect as netConnect, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { connect, type TLSSocket } from 'node:tls';
 import {
-  allGone, APP, appFds, baseEnv, hashUntilEnd, Lines, makeCert, readReport, ROOT, run, sendRandom, sleep, startTls, tempDir, waitFor, WITHOUT_TEST_HOOKS,
+  allGone, APP, appFds, baseEnv, freePort, hashUntilEnd, Lines, makeCert, readReport, ROOT, run, sendRandom, sleep, startTls, tempDir, waitFor, WITHOUT_TEST_HOOKS,
 } from './helpers';
 
 const SERVER = join(ROOT, 'bin', 'ucspi-tls-server');
@@ -225,9 +225,12 @@ t.test('SIGTERM: no longer accepting, SIGTERM to the apps, exit 0 once they are 
 t.test('systemd Accept=no: the listening socket from LISTEN_FDS (systemd-socket-activate)', async (t) => {
   const dir = tempDir(t);
   const certs = makeCert(dir);
-  const port = 20000 + Math.floor(Math.random() * 20000);
+  // Ports the kernel just handed out, not a guess that another test may hold.
+  const ports = new Set<number>();
+  while (ports.size < 4) ports.add(await freePort());
+  const [port, ...others] = [...ports] as [number, ...number[]];
   // Four sockets, fds 3 to 6, none close-on-exec: the apps must see none of them.
-  const more = [1, 2, 3].flatMap((i) => ['-l', `127.0.0.1:${port + i}`]);
+  const more = others.flatMap((p) => ['-l', `127.0.0.1:${p}`]);
   const srv = new Server(['-l', `127.0.0.1:${port}`, ...more, '-E', 'CERTFILE', '-E', 'KEYFILE', '-E', 'REPORT', SERVER, '-v', APP], baseEnv(certs, { REPORT: dir }), 'systemd-socket-activate');
   t.teardown(() => srv.stop());
   await srv.logged(/Listening on/);
@@ -236,7 +239,7 @@ t.test('systemd Accept=no: the listening socket from LISTEN_FDS (systemd-socket-
   tls.write('QUIT\r\n');
   t.equal(await lines.line(), '221 bye');
   await srv.logged(/end: exit 0, tls/);
-  t.match(srv.err, new RegExp(`listening on 127\\.0\\.0\\.1 port ${port}, 127\\.0\\.0\\.1 port ${port + 1}, `), 'every socket served');
+  t.match(srv.err, new RegExp(`listening on 127\\.0\\.0\\.1 port ${port}, 127\\.0\\.0\\.1 port ${others[0]}, `), 'every socket served');
   t.notMatch(readReport(dir, 'env'), /^LISTEN_/m);
   t.same(appFds(dir), ['0', '1', '2', '3', '4', '5'], 'no listening socket leaked into the app');
 });
