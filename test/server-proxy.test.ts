@@ -15,6 +15,7 @@ import {
   startTls, tempDir, ucspiTlsServer, waitFor, within,
 } from './helpers';
 import { stopServer } from './modes';
+import { tcprules } from './tcprules';
 
 /** The client connects from here, haproxy and the servers are on 127.0.0.1: the app must tell them apart. */
 const CLIENT_IP = '127.0.0.2';
@@ -398,4 +399,35 @@ t.test('systemd sockets: --proxy-name requires the header on the named socket on
   t.ok(await logged(l, new RegExp(`connection from 127\\.0\\.0\\.1 port ${bareLocal} closed: no PROXY header`)), 'balanced without a header: refused');
   await l.end({ nth: 1 });
   await stopServer(t, l);
+});
+
+t.test('-x and -C behind a balancer: the rules and the limit follow the client of the header, not the balancer', async (t) => {
+  const dir = tempDir(t);
+  const port = await freePort();
+  const rules = join(dir, 'rules.cdb');
+  tcprules(rules, ['192.0.2.66:deny', '192.0.2.:allow,RELAYCLIENT=""', ':allow']);
+  const srv = await ucspiTlsServer(t, port, baseEnv(makeCert(dir), { REPORT: dir, REPORT_EACH: '1' }), ['--proxy', '-x', rules, '-C', '1'], [APP]);
+  const from = (ip: string, p: number): Buffer => Buffer.from(`PROXY TCP4 ${ip} 198.51.100.9 ${p} 587\r\n`);
+
+  const denied = rawClient(port, from('192.0.2.66', 40066));
+  await within(denied.closed, 10000, 'the denied client is closed');
+  t.ok(await logged(srv, /deny: 192\.0\.2\.66 port 40066 by rule 192\.0\.2\.66$/m), 'denied by the rule for the header\'s address');
+
+  const first = rawClient(port, from('192.0.2.7', 40007));
+  t.equal(await first.lines.line(), '220 test ESMTP', 'an allowed client is served');
+  const env = readReport(join(dir, '40007'), 'env');
+  t.match(env, /^TCPREMOTEIP=192\.0\.2\.7$/m);
+  t.match(env, /^RELAYCLIENT=$/m, 'with its rule\'s settings');
+
+  // Every connection comes from the balancer (127.0.0.1): -C 1 counts the header's clients.
+  const again = rawClient(port, from('192.0.2.7', 40008));
+  await within(again.closed, 10000, 'a second connection from the same client is closed');
+  t.ok(await logged(srv, /deny: 192\.0\.2\.7 port 40008: 1 connections? from 192\.0\.2\.7 already \(-C 1\)$/m), '-C 1 for that client');
+  const other = rawClient(port, from('192.0.2.8', 40009));
+  t.equal(await other.lines.line(), '220 test ESMTP', 'another client through the same balancer is served');
+
+  for (const c of [first, other]) c.sock.write('QUIT\r\n');
+  await srv.end({ nth: 1 });
+  t.same(readdirSync(dir).filter((n) => /^\d+$/.test(n)).sort(), ['40007', '40009'], 'apps ran for the allowed clients only');
+  await stopServer(t, srv);
 });
