@@ -31,6 +31,10 @@ export interface ServerConfig {
   appIds?: Ids;
   /** Who the TLS workers run as ($TLS_UID/$TLS_GID). */
   workerIds?: Ids;
+  /** After SIGTERM, how long sessions may run before their apps get SIGTERM; 0: at once. */
+  graceMs: number;
+  /** Listen with SO_REUSEPORT, beside a server already on the port. */
+  reusePort: boolean;
 }
 
 export type Parsed =
@@ -41,6 +45,7 @@ export type Parsed =
 
 export const DEFAULT_CONCURRENCY = 40;
 export const DEFAULT_BACKLOG = 511;
+export const DEFAULT_GRACE_S = 30;
 
 export const USAGE = `usage: ${SERVER_PROGRAM} [-1vqeyY] [--implicit] [-c n] [-b n] [-w n] [-t seconds] [-l name] [-u uid -g gid] host port app [arg ...]
        ${SERVER_PROGRAM} [options] app [arg ...]     (listening sockets from systemd: LISTEN_FDS)
@@ -53,6 +58,8 @@ export const USAGE = `usage: ${SERVER_PROGRAM} [-1vqeyY] [--implicit] [-c n] [-b
   -u, --uid UID, -g, --gid GID
                              run the apps as UID:GID (root only; default $UID and $GID)
       --implicit             TLS from the first byte (ports 465, 993, 995)
+      --grace SECONDS        on SIGTERM, let sessions run this long before ending their apps (default ${DEFAULT_GRACE_S}, 0 = at once)
+      --reuse-port           listen with SO_REUSEPORT, beside a server still on the port (restart)
   -v, --verbose              log every event, not only connections and failures
   -q, --quiet                log only fatal errors
   -e, --keep-env             leave the TLS configuration variables in the app's environment
@@ -73,15 +80,15 @@ const NUMBERS = { concurrency: 'c', backlog: 'b', workers: 'w' } as const;
 /** `cpus`: the default number of workers. `pid`: ours, to tell whether LISTEN_FDS is meant for us. */
 export function parseServerArgs(argv: readonly string[], env: Env, cpus: number, pid: number): Parsed {
   const a = parseFlags(argv, {
-    boolean: ['print-port'],
-    string: ['concurrency', 'backlog', 'workers', 'local-name'],
+    boolean: ['print-port', 'reuse-port'],
+    string: ['concurrency', 'backlog', 'workers', 'local-name', 'grace'],
     alias: { 1: 'print-port', c: 'concurrency', b: 'backlog', w: 'workers', l: 'local-name' },
   });
   if ('unknown' in a) return usageError(`unknown option ${a.unknown}`);
   if (a.help) return { kind: 'help' };
   if (a.version) return { kind: 'version' };
 
-  for (const name of ['concurrency', 'backlog', 'workers', 'timeout', 'local-name', 'uid', 'gid']) {
+  for (const name of ['concurrency', 'backlog', 'workers', 'timeout', 'local-name', 'uid', 'gid', 'grace']) {
     if (Array.isArray(a[name])) return usageError(`--${name} given more than once`);
   }
   const numbers: Record<keyof typeof NUMBERS, number> = { concurrency: DEFAULT_CONCURRENCY, backlog: DEFAULT_BACKLOG, workers: Math.max(1, cpus) };
@@ -94,6 +101,8 @@ export function parseServerArgs(argv: readonly string[], env: Env, cpus: number,
   }
   const handshakeTimeoutMs = handshakeTimeout(a.timeout);
   if (typeof handshakeTimeoutMs !== 'number') return usageError(handshakeTimeoutMs.usage);
+  const graceMs = gracePeriod(a.grace);
+  if (typeof graceMs !== 'number') return usageError(graceMs.usage);
   const localName: unknown = a['local-name'];
   if (localName !== undefined && (typeof localName !== 'string' || localName === '')) return usageError('-l needs a name');
 
@@ -112,6 +121,7 @@ export function parseServerArgs(argv: readonly string[], env: Env, cpus: number,
     listen = { kind: 'address', host: address, port: Number(port) };
   }
   if (words.length === 0) return usageError('no app to run');
+  if (a['reuse-port'] && listen.kind === 'systemd') return usageError('--reuse-port is for host and port: sockets from systemd are shared already');
 
   const policy = sessionPolicy(a, env);
   if ('usage' in policy) return usageError(policy.usage);
@@ -128,11 +138,21 @@ export function parseServerArgs(argv: readonly string[], env: Env, cpus: number,
     keepEnv: Boolean(a['keep-env']),
     implicit: Boolean(a.implicit),
     tls,
+    graceMs,
+    reusePort: Boolean(a['reuse-port']),
   };
   if (typeof localName === 'string') config.localName = localName;
   if (appIds !== undefined) config.appIds = appIds;
   if (workerIds !== undefined) config.workerIds = workerIds;
   return { kind: 'run', config };
+}
+
+/** --grace SECONDS in milliseconds (the default when absent), or the usage error. */
+function gracePeriod(value: unknown): number | { usage: string } {
+  if (value === undefined) return DEFAULT_GRACE_S * 1000;
+  const s = String(value);
+  if (!/^\d{1,6}$/.test(s)) return { usage: `--grace needs a whole number of seconds, not '${s}'` };
+  return Number(s) * 1000;
 }
 
 /** systemd's listening sockets (Accept=no): fds 3 .. 3+LISTEN_FDS-1, when LISTEN_PID is ours. */
