@@ -6,8 +6,10 @@ export const FAILURE_REASONS = ['timeout', 'client gone', 'protocol', 'no shared
 export type FailureReason = (typeof FAILURE_REASONS)[number];
 
 const RULES: Array<[RegExp, FailureReason]> = [
+  // The server's own TLS policy, not the client: never a client's failure to count elsewhere.
+  [/^handshake not started: TLS policy/, 'other'],
   [/^handshake timed out/, 'timeout'],
-  [/^client certificate refused/, 'certificate required'],
+  [/^client certificate refused|peer did not return a certificate|certificate required/, 'certificate required'],
   [/client closed the connection|connection reset by client|client went away|the client connection is gone/, 'client gone'],
   // OpenSSL's reasons when client and server have no version, cipher, group or signature in common.
   [/no shared cipher|unsupported protocol|version too low|wrong version number|no suitable (signature|key share|digest)|no shared (group|signature)|inappropriate fallback|no cipher/i, 'no shared cipher/version'],
