@@ -23,10 +23,10 @@ async function plain(port: number): Promise<{ sock: Socket; lines: Lines }> {
   return { sock, lines };
 }
 
-/** How a connection attempt now ends: refused, or what it read before its end. */
-function attempt(port: number): Promise<string> {
+/** How a connection attempt now ends: refused, or what it read before its end. `connected`: once the kernel has accepted it. */
+function attempt(port: number, connected?: () => void): Promise<string> {
   return new Promise((resolve) => {
-    const sock = connect({ port, host: '127.0.0.1' });
+    const sock = connect({ port, host: '127.0.0.1' }, connected);
     let got = '';
     sock.on('data', (d: Buffer) => (got += d.toString('latin1')));
     sock.on('error', (e: NodeJS.ErrnoException) => resolve(e.code ?? e.message));
@@ -140,8 +140,11 @@ t.test('connections waiting to be accepted (at the -c limit) are closed at once;
   const { srv, port } = await serve(t, ['-c', '1']);
   const first = await plain(port);
   // Accepted by the kernel, queued: the server is at its limit and not accepting.
-  const waiting = attempt(port);
   t.ok(await logged(srv, /1 connections: accepting paused/), 'at the limit');
+  let queued!: () => void;
+  const inQueue = new Promise<void>((r) => (queued = r));
+  const waiting = attempt(port, queued);
+  await inQueue;
   srv.proc.kill('SIGTERM');
   // Reset from the kernel's queue, or closed by the launcher if it took it before pausing.
   t.match(await waiting, /^(ECONNRESET|end after "")$/, 'the waiting connection is closed, never served');
