@@ -3,7 +3,7 @@
 // the same at exit. Checked against sessions whose every byte the test knows.
 import { connect, type Socket } from 'node:net';
 import t from 'tap';
-import { APP, baseEnv, freePort, Lines, logged, makeCert, startTls, tempDir, ucspiTlsServer } from './helpers';
+import { APP, baseEnv, freePort, Lines, logged, makeCert, sleep, startTls, tempDir, ucspiTlsServer } from './helpers';
 
 const MB = String.raw`\d+\.\d MB`;
 
@@ -81,6 +81,12 @@ t.test('SIGUSR1 and exit: connections, TLS started, failures by reason, bytes, m
   const workerPids = [...srv.err.matchAll(/figures: worker \d pid (\d+):/g)].map((m) => Number(m[1])).sort((a, b) => a - b);
   t.same(workerPids, workers, 'one line per worker, each with its own pid');
   t.ok(srv.running, 'the server goes on');
+  // As `systemctl kill -s USR1` sends it: to every process. Node's default would open the
+  // inspector in a worker, whose memory holds the keys.
+  for (const w of workers) process.kill(w, 'SIGUSR1');
+  await sleep(300);
+  t.same(srv.workers().sort((a, b) => a - b), workers, 'the workers ignore SIGUSR1');
+  t.notMatch(srv.err, /Debugger listening|inspector/i, 'no inspector opened');
 
   live.write('QUIT\r\n');
   t.equal(await liveLines.line(), '221 bye');

@@ -54,6 +54,8 @@ function fatal(message: string, status: number): never {
 }
 
 async function main(): Promise<void> {
+  // Until the figures' handler is in place (see Launcher.run): never Node's default, the inspector.
+  process.on('SIGUSR1', () => {});
   const parsed = parseServerArgs(process.argv.slice(2), process.env, availableParallelism(), process.pid);
   if (parsed.kind === 'help') {
     writeSync(1, `${USAGE}\n`);

@@ -58,7 +58,7 @@ export const USAGE = `usage: ${SERVER_PROGRAM} [-1vqeyY] [--implicit] [-c n] [-b
   -u, --uid UID, -g, --gid GID
                              run the apps as UID:GID (root only; default $UID and $GID)
       --implicit             TLS from the first byte (ports 465, 993, 995)
-      --grace SECONDS        on SIGTERM, let sessions run this long before ending their apps (default ${DEFAULT_GRACE_S}, 0 = at once)
+      --grace SECONDS        on SIGTERM, let sessions end for this long first (default ${DEFAULT_GRACE_S}, 0 = none)
       --reuse-port           listen with SO_REUSEPORT, beside a server still on the port (restart)
   -v, --verbose              log every event, not only connections and failures
   -q, --quiet                log only fatal errors

@@ -193,6 +193,8 @@ function onMessage(m: ToWorker, handle: unknown): void {
 process.on('message', (m: ToWorker, handle: unknown) => onMessage(m, handle));
 // The launcher decides when a worker ends: signals meant for the process group (a ^C, a
 // supervisor's SIGTERM to every process) must not cut the sessions the launcher still
-// lets finish. Without the launcher, a worker has nothing left to do.
-for (const sig of ['SIGTERM', 'SIGINT', 'SIGHUP'] as const) process.on(sig, () => {});
+// lets finish. Without the launcher, a worker has nothing left to do. SIGUSR1 asks the
+// launcher for its figures; sent to every process (systemctl kill), Node's default would
+// open the inspector in a worker, which holds the keys.
+for (const sig of ['SIGTERM', 'SIGINT', 'SIGHUP', 'SIGUSR1'] as const) process.on(sig, () => {});
 process.on('disconnect', () => process.exit(0));
