@@ -3,7 +3,7 @@
 // the same at exit. Checked against sessions whose every byte the test knows.
 import { connect, type Socket } from 'node:net';
 import t from 'tap';
-import { APP, baseEnv, freePort, Lines, logged, makeCert, sleep, startTls, tempDir, ucspiTlsServer } from './helpers';
+import { APP, baseEnv, freePort, Lines, logged, makeCert, SERVER, ServerLauncher, sleep, startTls, tempDir, ucspiTlsServer, WITHOUT_TEST_HOOKS } from './helpers';
 
 const MB = String.raw`\d+\.\d MB`;
 
@@ -100,8 +100,11 @@ t.test('SIGUSR1 and exit: connections, TLS started, failures by reason, bytes, m
 
 t.test('-q: SIGUSR1 logs nothing, as every other line', async (t) => {
   const dir = tempDir(t);
-  const port = await freePort();
-  const srv = await ucspiTlsServer(t, port, baseEnv(makeCert(dir), { REPORT: dir }), ['-q', '-w', '1'], [APP]);
+  // Port 0 and -1: the port it prints is its own, and it prints it once listening.
+  const srv = new ServerLauncher(WITHOUT_TEST_HOOKS[0]!, [...WITHOUT_TEST_HOOKS.slice(1), SERVER, '-q', '-1', '-w', '1', '127.0.0.1', '0', APP], baseEnv(makeCert(dir), { REPORT: dir }));
+  t.teardown(() => srv.stop());
+  for (let i = 0; i < 500 && !/^\d+\n$/.test(srv.out) && srv.running; i++) await sleep(20);
+  t.match(srv.out, /^\d+\n$/, 'listening');
   srv.proc.kill('SIGUSR1');
   srv.proc.kill('SIGTERM');
   t.same(await srv.exit(), { status: 0, signal: null });
