@@ -220,7 +220,7 @@ function rows(t: Test, mode: Mode): void {
         const r = await s.launcher.exit();
         t.same(r, { status: 0, signal: null }, 'the server exits 0 once the app is gone');
         t.equal(await s.appStatus(), 128 + 15, 'the app got SIGTERM');
-        t.match(s.log(), /^ucspi-tls-server: SIG(TERM|INT) again: SIGTERM sent to 1 app\(s\)$/m);
+        t.match(s.log(), /^ucspi-tls-server: SIG(TERM|INT) again: 1 session\(s\) left, SIGTERM sent to 1 app\(s\)$/m);
         t.ok(await allGone([app]), 'the app is gone');
         await closed(sock);
         await s.finish(t);

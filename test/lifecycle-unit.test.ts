@@ -114,7 +114,7 @@ t.test('the stop sequence', async (t) => {
 
   const old = run(0, 2);
   old.d.signal('SIGINT');
-  t.same(old.log, ['apps SIGTERM', 'SIGINT: no longer accepting; SIGTERM sent to 2 app(s)'], '--grace 0: the apps get SIGTERM at once');
+  t.same(old.log, ['apps SIGTERM', 'SIGINT: no longer accepting; 2 session(s) left, SIGTERM sent to 2 app(s)'], '--grace 0: the apps get SIGTERM at once');
   old.end();
   t.equal(old.exits(), 0);
   old.end();
@@ -124,7 +124,7 @@ t.test('the stop sequence', async (t) => {
   graceful.d.signal('SIGTERM');
   t.same(graceful.log, ['SIGTERM: no longer accepting; 1 session(s) left, 60 s to end'], 'nothing signalled yet');
   graceful.d.signal('SIGTERM');
-  t.same(graceful.log.slice(1), ['apps SIGTERM', 'SIGTERM again: SIGTERM sent to 1 app(s)'], 'a second signal ends the grace period');
+  t.same(graceful.log.slice(1), ['apps SIGTERM', 'SIGTERM again: 1 session(s) left, SIGTERM sent to 1 app(s)'], 'a second signal ends the grace period');
   graceful.d.signal('SIGINT');
   t.same(graceful.log.slice(3), ['SIGINT again: already ending 1 session(s)'], 'a third changes nothing');
   graceful.end();

@@ -96,7 +96,7 @@ t.test('the grace period over: the apps left get SIGTERM, the server exits 0', a
   t.same([r.status, r.signal], [0, null], 'exit 0');
   t.ok(r.seconds >= 1, `not before the grace period is over (${r.seconds.toFixed(1)} s)`);
   t.notOk(r.left, 'nothing left running');
-  t.ok(inOrder(srv.err, [/^ucspi-tls-server: SIGTERM: no longer accepting; 1 session\(s\) left, 1 s to end$/m, /^ucspi-tls-server: grace period over: SIGTERM sent to 1 app\(s\)$/m]), 'each step logged');
+  t.ok(inOrder(srv.err, [/^ucspi-tls-server: SIGTERM: no longer accepting; 1 session\(s\) left, 1 s to end$/m, /^ucspi-tls-server: grace period over: 1 session\(s\) left, SIGTERM sent to 1 app\(s\)$/m]), 'each step logged');
   t.match(srv.err, /: end: signal SIGTERM, plaintext, /);
   sock.destroy();
 });
@@ -112,7 +112,7 @@ t.test('an app that ignores SIGTERM gets SIGKILL 5 s later; the server exits 0, 
   t.same([r.status, r.signal], [0, null], 'exit 0');
   t.ok(r.seconds >= 6, `grace period, then 5 s after SIGTERM (${r.seconds.toFixed(1)} s)`);
   t.notOk(r.left, 'nothing left running');
-  t.ok(inOrder(srv.err, [/^ucspi-tls-server: grace period over: SIGTERM sent to 1 app\(s\)$/m, /^ucspi-tls-server: 1 session\(s\) left 5 s after SIGTERM: SIGKILL sent to 1 app\(s\)$/m]), 'each step logged');
+  t.ok(inOrder(srv.err, [/^ucspi-tls-server: grace period over: 1 session\(s\) left, SIGTERM sent to 1 app\(s\)$/m, /^ucspi-tls-server: 1 session\(s\) left 5 s after SIGTERM: SIGKILL sent to 1 app\(s\)$/m]), 'each step logged');
   t.match(srv.err, /: end: signal SIGKILL, plaintext, /);
   sock.destroy();
 });
@@ -130,7 +130,7 @@ for (const sig of ['SIGTERM', 'SIGINT'] as const) {
     t.same([r.status, r.signal], [0, null], 'exit 0');
     t.ok(r.seconds < 10, `at once (${r.seconds.toFixed(1)} s)`);
     t.notOk(r.left, 'nothing left running');
-    t.match(srv.err, new RegExp(`^ucspi-tls-server: ${sig} again: SIGTERM sent to 1 app\\(s\\)$`, 'm'));
+    t.match(srv.err, new RegExp(`^ucspi-tls-server: ${sig} again: 1 session\\(s\\) left, SIGTERM sent to 1 app\\(s\\)$`, 'm'));
     t.match(srv.err, /: end: signal SIGTERM, plaintext, /);
     sock.destroy();
   });

@@ -215,7 +215,7 @@ t.test('SIGTERM with --grace 0: no longer accepting, SIGTERM to the apps, exit 0
   srv.proc.kill('SIGTERM');
   const r = await srv.exited;
   t.same(r, { code: 0, signal: null }, 'exit 0');
-  t.match(srv.err, /SIGTERM: no longer accepting; SIGTERM sent to 1 app\(s\)/);
+  t.match(srv.err, /SIGTERM: no longer accepting; 1 session\(s\) left, SIGTERM sent to 1 app\(s\)/);
   t.match(srv.err, new RegExp(`pid ${pid}: end: signal SIGTERM, plaintext`));
   t.match(srv.err, /exiting\n$/);
   t.ok(await allGone([pid, ...workers]), 'app and workers gone');

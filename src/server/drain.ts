@@ -60,7 +60,7 @@ export class Drain {
   private term(prefix: string): void {
     this.termSent = true;
     const sent = this.hooks.signalApps('SIGTERM');
-    this.hooks.log(`${prefix} SIGTERM sent to ${sent} app(s)`);
+    this.hooks.log(`${prefix} ${this.hooks.left()} session(s) left, SIGTERM sent to ${sent} app(s)`);
     if (this.hooks.left() === 0) return this.hooks.exit();
     this.later(KILL_AFTER_MS, () => {
       const killed = this.hooks.signalApps('SIGKILL');
