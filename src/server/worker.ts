@@ -40,8 +40,10 @@ const conns = new Map<number, Conn>();
 function send(m: FromWorker, handle?: unknown, done?: () => void): void {
   // The launcher gone: the 'disconnect' handler ends this process.
   if (!process.connected) return;
-  // Raw handles are what Node's IPC passes; its types know only sockets and servers.
-  process.send!(m, handle as undefined, {}, done);
+  // Raw handles are what Node's IPC passes; its types know only sockets and servers. Always
+  // a callback: without one, a write the launcher no longer reads (it is exiting, EPIPE)
+  // would be an 'error' event on the process, and a crash with a stack in the log.
+  process.send!(m, handle as undefined, {}, done ?? (() => {}));
 }
 
 function connOf(id: number, pid: number): Conn {
