@@ -182,8 +182,9 @@ function rows(t: Test, mode: Mode): void {
   });
 
   // The helper passes each signal on to the app and exits as the app did. The server, an
-  // operator's daemon, ends every app with SIGTERM on SIGTERM or SIGINT and exits 0 once
-  // they are gone; on SIGHUP it reads its files again, with a line, and goes on.
+  // operator's daemon, ends every app with SIGTERM on a second SIGTERM or SIGINT (the first
+  // lets sessions run for the grace period) and exits 0 once they are gone; on SIGHUP it
+  // reads its files again, with a line, and goes on.
   for (const sig of ['SIGTERM', 'SIGINT', 'SIGHUP'] as const) {
     const n = { SIGTERM: 15, SIGINT: 2, SIGHUP: 1 }[sig];
     t.test(mode.program === 'ucspi-tls-wrap' ? `${sig} to the helper reaches the app` : `${sig} to the server`, async (t) => {
@@ -212,11 +213,14 @@ function rows(t: Test, mode: Mode): void {
         t.equal(await s.appStatus(), 128 + 15, 'SIGTERM to the server ends the app with SIGTERM');
         sock.destroy();
       } else {
+        // The first signal starts the grace period (--grace); a second one ends it.
+        process.kill(s.launcher.pid, sig);
+        t.ok(await logged(s.launcher, /^ucspi-tls-server: SIG(TERM|INT): no longer accepting; 1 session\(s\) left, 30 s to end$/m), 'the session may go on');
         process.kill(s.launcher.pid, sig);
         const r = await s.launcher.exit();
         t.same(r, { status: 0, signal: null }, 'the server exits 0 once the app is gone');
         t.equal(await s.appStatus(), 128 + 15, 'the app got SIGTERM');
-        t.match(s.log(), /^ucspi-tls-server: SIG(TERM|INT): no longer accepting; SIGTERM sent to 1 app\(s\)$/m);
+        t.match(s.log(), /^ucspi-tls-server: SIG(TERM|INT) again: 1 session\(s\) left, SIGTERM sent to 1 app\(s\)$/m);
         t.ok(await allGone([app]), 'the app is gone');
         await closed(sock);
         await s.finish(t);

@@ -259,17 +259,28 @@ export class ServerLauncher extends Launcher {
    */
   async shutdown(ms = 15000): Promise<{ status: number | null; signal: NodeJS.Signals | null; left: number[] }> {
     const tree = this.running ? treeOf(this.pid) : [];
-    this.proc.kill('SIGTERM');
+    await this.terminate();
     const timer = setTimeout(() => this.proc.kill('SIGKILL'), ms);
     const r = await this.exit();
     clearTimeout(timer);
     await allGone(tree, 5000);
     return { ...r, left: tree.filter(alive) };
   }
+  /**
+   * SIGTERM, and once the server says it stopped accepting a second one, as an operator in a
+   * hurry: the apps get SIGTERM at once rather than after the grace period (--grace).
+   */
+  async terminate(): Promise<void> {
+    if (!this.running) return;
+    this.proc.kill('SIGTERM');
+    for (let i = 0; i < 250 && this.running && !/ucspi-tls-server: SIGTERM: no longer accepting/.test(this.err); i++) await sleep(20);
+    if (this.running && !/ucspi-tls-server: exiting$/m.test(this.err)) this.proc.kill('SIGTERM');
+  }
   /** After a failed test: nothing of it may outlive the run. */
   override async stop(): Promise<void> {
     const tree = this.running ? treeOf(this.pid) : [];
-    await super.stop();
+    await this.terminate();
+    await this.exit();
     if (!(await allGone(tree, 3000))) for (const p of tree.filter(alive)) process.kill(p, 'SIGKILL');
   }
 }

@@ -203,10 +203,10 @@ t.test('a worker killed mid-session: its sessions end, the launcher starts anoth
   again.destroy();
 });
 
-t.test('SIGTERM: no longer accepting, SIGTERM to the apps, exit 0 once they are gone, nothing left', async (t) => {
+t.test('SIGTERM with --grace 0: no longer accepting, SIGTERM to the apps, exit 0 once they are gone, nothing left', async (t) => {
   const dir = tempDir(t);
   const certs = makeCert(dir);
-  const { srv, port } = await serve(t, baseEnv(certs, { REPORT: dir }), ['-w', '2']);
+  const { srv, port } = await serve(t, baseEnv(certs, { REPORT: dir }), ['-w', '2', '--grace', '0']);
   const c = await plainClient(port);
   t.equal(await c.lines.line(), '220 test ESMTP');
   const pid = Number(readReport(dir, 'pid'));
@@ -215,7 +215,7 @@ t.test('SIGTERM: no longer accepting, SIGTERM to the apps, exit 0 once they are 
   srv.proc.kill('SIGTERM');
   const r = await srv.exited;
   t.same(r, { code: 0, signal: null }, 'exit 0');
-  t.match(srv.err, /SIGTERM: no longer accepting; SIGTERM sent to 1 app\(s\)/);
+  t.match(srv.err, /SIGTERM: no longer accepting; 1 session\(s\) left, SIGTERM sent to 1 app\(s\)/);
   t.match(srv.err, new RegExp(`pid ${pid}: end: signal SIGTERM, plaintext`));
   t.match(srv.err, /exiting\n$/);
   t.ok(await allGone([pid, ...workers]), 'app and workers gone');

@@ -19,11 +19,15 @@ import { CredentialsError, loadCredentials } from '../tls/load';
 import { TICKET_KEY_BYTES } from '../tls/credentials';
 import { VERSION } from '../version';
 import { Access, type Admission } from './access';
+import { Drain } from './drain';
+import type { FailureReason } from './failure-reason';
+import { Counters, figureLines, type WorkerFigures } from './figures';
 import { stopReading } from './handles';
 import { Listener, type Target } from './listener';
 import { endLine, listeningLine, place, startLine, workerDiedLine, type Ending, type Peer } from './log-lines';
 import { EXIT_CONFIG, EXIT_USAGE, parseServerArgs, SERVER_PROGRAM, USAGE, type ServerConfig } from './options';
 import { Pool, type WorkerSlot } from './pool';
+import { ownMemory } from './memory';
 import { planServerPrivileges, type ServerPlan } from './privileges';
 import type { ChannelName, FromWorker } from './protocol';
 import { clientEnds, PROXY_VARIABLES, proxyVariables, refusedLine, viaWords } from './proxy-env';
@@ -34,6 +38,7 @@ import { opensslCheck, Reloader } from './reload';
 import { RulesFile } from './rules-file';
 import { STALE_TCP_VARIABLES, tcpVariables, unmapped } from './tcp-env';
 import { FileWatcher, policyFiles } from './watch';
+import { reusePortRefusal } from './reuse-port';
 
 /** The worker's entry, built beside this one (build/ucspi-tls-server-worker.js). */
 const WORKER_FILE = join(__dirname, '..', '..', 'ucspi-tls-server-worker.js');
@@ -59,6 +64,8 @@ function fatal(message: string, status: number): never {
 }
 
 async function main(): Promise<void> {
+  // Until the figures' handler is in place (see Launcher.run): never Node's default, the inspector.
+  process.on('SIGUSR1', () => {});
   const parsed = parseServerArgs(process.argv.slice(2), process.env, availableParallelism(), process.pid);
   if (parsed.kind === 'help') {
     writeSync(1, `${USAGE}\n`);
@@ -70,6 +77,10 @@ async function main(): Promise<void> {
   }
   if (parsed.kind === 'error') fatal(parsed.message, parsed.status);
   const config = parsed.config;
+  if (config.reusePort) {
+    const refused = reusePortRefusal(process.versions.node);
+    if (refused !== undefined) fatal(refused, EXIT_CONFIG);
+  }
 
   // Fds inherited without close-on-exec would leak into every app.
   closeInheritedFds(new Set(config.listen.kind === 'systemd' ? config.listen.fds : []));
@@ -119,6 +130,11 @@ class Launcher {
   private active = 0;
   private stopping = false;
   private exiting = false;
+  private readonly drain: Drain;
+  private readonly counters = new Counters();
+  private readonly startedAt = performance.now();
+  /** Status requests to the workers, by key, waiting for their answer. */
+  private readonly statusWaits = new Map<number, (m: Extract<FromWorker, { t: 'status' }>) => void>();
 
   constructor(
     private readonly config: ServerConfig,
@@ -130,6 +146,16 @@ class Launcher {
     // Lines shown unless -q: failures, and each connection's start and end.
     this.note = this.log.warn;
     this.access = new Access(rules, config.perAddress, this.note);
+    this.drain = new Drain(config.graceMs, {
+      left: () => this.active,
+      signalApps: (signal) => {
+        let sent = 0;
+        for (const conn of this.conns.values()) if (conn.ending === undefined && conn.child.kill(signal)) sent++;
+        return sent;
+      },
+      log: (line) => this.note(line),
+      exit: () => void this.exit(),
+    });
     const env = appEnvironment(process.env, { keepEnv: config.keepEnv, fromListenFd: true, ucspiTls: !config.implicit });
     for (const n of [...STALE_TCP_VARIABLES, ...PROXY_VARIABLES]) delete env[n];
     this.baseEnv = env;
@@ -163,7 +189,9 @@ class Launcher {
       fatal((e as Error).message, EXIT_CONFIG);
     }
     const targets: Target[] =
-      this.config.listen.kind === 'systemd' ? this.config.listen.fds.map((fd) => ({ fd })) : [{ host: this.config.listen.host, port: this.config.listen.port }];
+      this.config.listen.kind === 'systemd'
+        ? this.config.listen.fds.map((fd) => ({ fd }))
+        : [{ host: this.config.listen.host, port: this.config.listen.port, ...(this.config.reusePort ? { reusePort: true } : {}) }];
     for (const target of targets) {
       const proxy = requiresHeader(this.config.proxy, target);
       const l = new Listener(
@@ -187,6 +215,7 @@ class Launcher {
     this.note(listeningLine(where, this.config.workers, this.config.concurrency));
     process.on('SIGTERM', () => this.stop('SIGTERM'));
     process.on('SIGINT', () => this.stop('SIGINT'));
+    process.on('SIGUSR1', () => void this.logFigures('figures'));
   }
 
   /** SIGHUP, and with --watch a change of the files: read them again (see reload.ts). */
@@ -219,11 +248,12 @@ class Launcher {
   }
 
   private onConnection(sock: Socket): void {
-    if (this.stopping) return void sock.destroy();
+    this.counters.accepted++;
+    if (this.stopping) return this.refuse(sock);
     if (this.active >= this.config.concurrency) {
       // The listeners could not pause yet: the connection waits here, unread, as it would
       // in the listen queue; beyond the queue's length it is refused, as the kernel would.
-      if (this.waiting.length >= this.config.backlog) return void sock.destroy();
+      if (this.waiting.length >= this.config.backlog) return this.refuse(sock);
       this.waiting.push(sock);
       return;
     }
@@ -233,7 +263,7 @@ class Launcher {
   private startConnection(sock: Socket, proxied?: ProxyHeader): void {
     const socketRemote: Peer = { address: sock.remoteAddress ?? '', port: sock.remotePort ?? 0 };
     const socketLocal: Peer = { address: sock.localAddress ?? '', port: sock.localPort ?? 0 };
-    if (socketRemote.address === '' || socketLocal.address === '') return void sock.destroy(); // gone already
+    if (socketRemote.address === '' || socketLocal.address === '') return this.refuse(sock); // gone already
     if (this.needHeader.delete(sock)) return this.awaitProxyHeader(sock, socketRemote);
     const { remote, local } = proxied !== undefined ? clientEnds(proxied, { remote: socketRemote, local: socketLocal }) : { remote: socketRemote, local: socketLocal };
     // Before anything is started for it, by the client's address (the header's, behind a
@@ -241,13 +271,13 @@ class Launcher {
     const admitted: Admission = this.access.admit(unmapped(remote.address), place(remote));
     if (!admitted.ok) {
       this.note(admitted.line);
-      return void sock.destroy();
+      return this.refuse(sock);
     }
     const worker = this.pool.pick();
     if (worker === undefined) {
       admitted.release();
       this.note(`no TLS worker running: connection from ${place(remote)} closed`);
-      return void sock.destroy();
+      return this.refuse(sock);
     }
     const env = {
       ...this.baseEnv,
@@ -267,7 +297,7 @@ class Launcher {
       admitted.release();
       this.note(`${cannotRunMessage(file, commandMissing(file, env.PATH) ?? 'cannot start', env.PATH)} (connection from ${place(remote)} closed)`);
       for (const s of child.stdio) (s as Socket | null)?.destroy();
-      return void sock.destroy();
+      return this.refuse(sock);
     }
     const channels: Array<[number, ChannelName]> = this.config.implicit
       ? [
@@ -321,7 +351,7 @@ class Launcher {
         // Refused by the rules, or started: either way -c may allow accepting again.
         return this.slotFreed();
       }
-      sock.destroy();
+      this.refuse(sock);
       this.slotFreed();
     });
     this.headers.set(sock, cancel);
@@ -344,6 +374,7 @@ class Launcher {
       return;
     }
     if (m.t === 'ready') return;
+    if (m.t === 'status') return this.statusWaits.get(m.key)?.(m);
     const conn = this.conns.get(m.id);
     if (conn === undefined || conn.worker !== w) return;
     if (m.t === 'want') this.handOver(conn);
@@ -366,7 +397,7 @@ class Launcher {
     }
   }
 
-  private finish(conn: Conn, r: { tls: boolean; toClient: number; toApp: number }): void {
+  private finish(conn: Conn, r: { tls: boolean; toClient: number; toApp: number; failed?: FailureReason }): void {
     if (conn.done || conn.ending === undefined) return;
     conn.done = true;
     this.conns.delete(conn.id);
@@ -376,6 +407,7 @@ class Launcher {
     const mode = conn.workerLost ? 'worker lost' : r.tls ? 'tls' : 'plaintext';
     createLogger(2, this.config.verbosity, SERVER_PROGRAM, conn.pid).warn(endLine(conn.ending, mode, r.toClient, r.toApp, performance.now() - conn.startedAt));
     this.active--;
+    this.counters.ended(r);
     this.slotFreed();
   }
 
@@ -383,7 +415,13 @@ class Launcher {
   private slotFreed(): void {
     while (this.active < this.config.concurrency && this.waiting.length > 0 && !this.stopping) this.startConnection(this.waiting.shift()!);
     if (this.active < this.config.concurrency && !this.stopping) this.resumeAccepting();
-    if (this.stopping && this.active === 0) void this.exit();
+    if (this.stopping) this.drain.ended();
+  }
+
+  /** Accepted, closed without an app: counted as refused. */
+  private refuse(sock: Socket): void {
+    this.counters.refused++;
+    sock.destroy();
   }
 
   private pauseAccepting(): void {
@@ -398,30 +436,58 @@ class Launcher {
     for (const l of this.listeners) l.resume();
   }
 
+  /** SIGTERM, SIGINT: stop accepting at once, then the sessions drain (see drain.ts). */
   private stop(signal: string): void {
-    const first = !this.stopping;
-    this.stopping = true;
-    if (first) {
+    if (!this.stopping) {
+      this.stopping = true;
       for (const l of this.listeners) l.close();
-      for (const s of this.waiting.splice(0)) s.destroy();
+      for (const s of this.waiting.splice(0)) this.refuse(s);
       for (const [s, cancel] of this.headers) {
         cancel();
-        s.destroy();
+        this.refuse(s);
         this.active--;
       }
       this.headers.clear();
     }
-    let sent = 0;
-    for (const conn of this.conns.values()) {
-      if (conn.ending === undefined && conn.child.kill('SIGTERM')) sent++;
-    }
-    this.note(`${signal}: no longer accepting; SIGTERM sent to ${sent} app(s)`);
-    if (this.active === 0) void this.exit();
+    this.drain.signal(signal);
+  }
+
+  /** The live figures, one line each (see figures.ts), the workers asked for theirs. */
+  private async logFigures(label: string): Promise<void> {
+    const workers = await Promise.all(this.pool.live().map((w) => this.askWorker(w)));
+    const lines = figureLines(label, {
+      counters: this.counters,
+      now: this.active,
+      limit: this.config.concurrency,
+      uptimeMs: performance.now() - this.startedAt,
+      launcher: { pid: process.pid, ...ownMemory() },
+      workers,
+    });
+    for (const line of lines) this.note(line);
+  }
+
+  /** A worker's figures; without its memory and live sessions if it does not answer within a second. */
+  private askWorker(w: WorkerSlot): Promise<WorkerFigures> {
+    const base: WorkerFigures = { index: w.index, pid: w.pid, conns: w.conns.size };
+    const key = this.nextKey++;
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => done(undefined), 1000);
+      const done = (m: Extract<FromWorker, { t: 'status' }> | undefined): void => {
+        clearTimeout(timer);
+        this.statusWaits.delete(key);
+        if (m === undefined) return resolve(base);
+        const { rss, tls, toClient, toApp } = m;
+        resolve({ ...base, rss, tls, toClient, toApp, ...(m.private !== undefined ? { private: m.private } : {}) });
+      };
+      this.statusWaits.set(key, done);
+      this.pool.send(w, { t: 'status', key });
+    });
   }
 
   private async exit(): Promise<void> {
     if (this.exiting) return;
     this.exiting = true;
+    await this.logFigures('figures at exit');
     await this.pool.stop();
     this.note('exiting');
     process.exit(0);

@@ -40,6 +40,10 @@ export interface ServerConfig {
   perAddress?: number;
   /** The listening sockets whose connections start with a PROXY protocol header. */
   proxy?: ProxyWhere;
+  /** After SIGTERM, how long sessions may run before their apps get SIGTERM; 0: at once. */
+  graceMs: number;
+  /** Listen with SO_REUSEPORT, beside a server already on the port. */
+  reusePort: boolean;
 }
 
 export type Parsed =
@@ -50,6 +54,7 @@ export type Parsed =
 
 export const DEFAULT_CONCURRENCY = 40;
 export const DEFAULT_BACKLOG = 511;
+export const DEFAULT_GRACE_S = 30;
 
 export const USAGE = `usage: ${SERVER_PROGRAM} [-1vqeyY] [--implicit] [-c n] [-b n] [-w n] [-t seconds] [-l name] [-x rules.cdb [-X]] [-C n] [-u uid -g gid] host port app [arg ...]
        ${SERVER_PROGRAM} [options] app [arg ...]     (listening sockets from systemd: LISTEN_FDS)
@@ -68,6 +73,8 @@ export const USAGE = `usage: ${SERVER_PROGRAM} [-1vqeyY] [--implicit] [-c n] [-b
       --watch                reload when a certificate, key or other TLS file changes (as on SIGHUP)
       --proxy                every connection starts with a PROXY protocol header (v1 or v2)
       --proxy-name NAME      only those to the systemd sockets named NAME (LISTEN_FDNAMES)
+      --grace SECONDS        on SIGTERM, let sessions end for this long first (default ${DEFAULT_GRACE_S}, 0 = none)
+      --reuse-port           listen with SO_REUSEPORT, beside a server still on the port (restart)
   -v, --verbose              log every event, not only connections and failures
   -q, --quiet                log only fatal errors
   -e, --keep-env             leave the TLS configuration variables in the app's environment
@@ -88,15 +95,15 @@ const NUMBERS = { concurrency: 'c', backlog: 'b', workers: 'w' } as const;
 /** `cpus`: the default number of workers. `pid`: ours, to tell whether LISTEN_FDS is meant for us. */
 export function parseServerArgs(argv: readonly string[], env: Env, cpus: number, pid: number): Parsed {
   const a = parseFlags(argv, {
-    boolean: ['print-port', 'rules-optional', 'watch', 'proxy'],
-    string: ['concurrency', 'backlog', 'workers', 'local-name', 'rules', 'per-address', 'proxy-name'],
+    boolean: ['print-port', 'rules-optional', 'watch', 'proxy', 'reuse-port'],
+    string: ['concurrency', 'backlog', 'workers', 'local-name', 'rules', 'per-address', 'proxy-name', 'grace'],
     alias: { 1: 'print-port', c: 'concurrency', b: 'backlog', w: 'workers', l: 'local-name', x: 'rules', X: 'rules-optional', C: 'per-address' },
   });
   if ('unknown' in a) return usageError(`unknown option ${a.unknown}`);
   if (a.help) return { kind: 'help' };
   if (a.version) return { kind: 'version' };
 
-  for (const name of ['concurrency', 'backlog', 'workers', 'timeout', 'local-name', 'uid', 'gid', 'rules', 'per-address']) {
+  for (const name of ['concurrency', 'backlog', 'workers', 'timeout', 'local-name', 'uid', 'gid', 'rules', 'per-address', 'grace']) {
     if (Array.isArray(a[name])) return usageError(`--${name} given more than once`);
   }
   const numbers: Record<keyof typeof NUMBERS, number> = { concurrency: DEFAULT_CONCURRENCY, backlog: DEFAULT_BACKLOG, workers: Math.max(1, cpus) };
@@ -109,6 +116,8 @@ export function parseServerArgs(argv: readonly string[], env: Env, cpus: number,
   }
   const handshakeTimeoutMs = handshakeTimeout(a.timeout);
   if (typeof handshakeTimeoutMs !== 'number') return usageError(handshakeTimeoutMs.usage);
+  const graceMs = gracePeriod(a.grace);
+  if (typeof graceMs !== 'number') return usageError(graceMs.usage);
   const localName: unknown = a['local-name'];
   if (localName !== undefined && (typeof localName !== 'string' || localName === '')) return usageError('-l needs a name');
   const access = accessOptions(a);
@@ -129,6 +138,7 @@ export function parseServerArgs(argv: readonly string[], env: Env, cpus: number,
     listen = { kind: 'address', host: address, port: Number(port) };
   }
   if (words.length === 0) return usageError('no app to run');
+  if (a['reuse-port'] && listen.kind === 'systemd') return usageError('--reuse-port is for host and port: sockets from systemd are shared already');
 
   const proxyNames: unknown = a['proxy-name'];
   const proxy = proxySockets(Boolean(a.proxy), proxyNames === undefined ? [] : ([] as unknown[]).concat(proxyNames).map(String), listen.kind === 'systemd' ? listen.fds : undefined, env);
@@ -151,6 +161,8 @@ export function parseServerArgs(argv: readonly string[], env: Env, cpus: number,
     implicit: Boolean(a.implicit),
     watch: Boolean(a.watch),
     tls,
+    graceMs,
+    reusePort: Boolean(a['reuse-port']),
   };
   if (typeof localName === 'string') config.localName = localName;
   Object.assign(config, access);
@@ -175,6 +187,14 @@ function accessOptions(a: Readonly<Record<string, unknown>>): Pick<ServerConfig,
     out.perAddress = Number(s);
   }
   return out;
+}
+
+/** --grace SECONDS in milliseconds (the default when absent), or the usage error. */
+function gracePeriod(value: unknown): number | { usage: string } {
+  if (value === undefined) return DEFAULT_GRACE_S * 1000;
+  const s = String(value);
+  if (!/^\d{1,6}$/.test(s)) return { usage: `--grace needs a whole number of seconds, not '${s}'` };
+  return Number(s) * 1000;
 }
 
 /** systemd's listening sockets (Accept=no): fds 3 .. 3+LISTEN_FDS-1, when LISTEN_PID is ours. */

@@ -144,6 +144,11 @@ export class Pool {
     return undefined;
   }
 
+  /** The workers running now. */
+  live(): WorkerSlot[] {
+    return this.slots.filter((w): w is WorkerSlot => w !== undefined && w.child.connected);
+  }
+
   /** A handle that cannot go (the worker is gone) is closed here: nobody else would. */
   send(w: WorkerSlot, m: ToWorker, handle?: unknown): void {
     if (!w.child.connected) {

@@ -4,6 +4,7 @@
 import type { Credentials } from '../tls/credentials';
 import type { TlsConfig } from '../tls/config';
 import type { Verbosity } from '../helper/options';
+import type { FailureReason } from './failure-reason';
 
 /** STARTTLS: the app's fds 3, 4, 5. Implicit: the stub's fds 0, 1, 3. */
 export type ChannelName = 'ctl' | 'toApp' | 'fromApp' | 'vars';
@@ -30,11 +31,16 @@ export type ToWorker =
   /** With a listening socket's handle: send it straight back (the launcher's spare copy). */
   | { t: 'dup'; key: number }
   /** Files read again (SIGHUP, --watch): for the handshakes that start from now on. */
-  | { t: 'reload'; creds: Credentials };
+  | { t: 'reload'; creds: Credentials }
+  /** The live figures: answer with 'status'. */
+  | { t: 'status'; key: number };
 
 export type FromWorker =
   | { t: 'ready'; broken?: string }
   /** The app sent its command: the worker wants the client connection. */
   | { t: 'want'; id: number }
-  | { t: 'end'; id: number; tls: boolean; toClient: number; toApp: number }
-  | { t: 'dup'; key: number };
+  /** `failed`: why the handshake failed, when one was tried and failed. */
+  | { t: 'end'; id: number; tls: boolean; toClient: number; toApp: number; failed?: FailureReason }
+  | { t: 'dup'; key: number }
+  /** The worker's memory (bytes), and its sessions running now with TLS up and their bytes so far. */
+  | { t: 'status'; key: number; rss: number; private?: number; tls: number; toClient: number; toApp: number };

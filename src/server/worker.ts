@@ -6,7 +6,9 @@ import { createLogger, type Logger } from '../log';
 import { startControl, type Engine } from '../session/control-session';
 import { startImplicitSession } from '../session/implicit-session';
 import { createAcceptor, type Acceptor } from '../tls/accept';
+import { failureReason, type FailureReason } from './failure-reason';
 import { setNonBlocking } from './handles';
+import { ownMemory } from './memory';
 import { SERVER_PROGRAM } from './options';
 import type { ChannelName, FromWorker, ToWorker, WorkerSetup } from './protocol';
 
@@ -24,6 +26,8 @@ interface Conn {
   outDone: boolean;
   /** The app has exited with its control socket unread to the end: waiting for that. */
   drainingCtl?: boolean;
+  /** Why the handshake failed, for the launcher's figures. */
+  failed?: FailureReason;
 }
 
 /** How long an exited app's control socket may take to show its last bytes and EOF. */
@@ -36,8 +40,10 @@ const conns = new Map<number, Conn>();
 function send(m: FromWorker, handle?: unknown, done?: () => void): void {
   // The launcher gone: the 'disconnect' handler ends this process.
   if (!process.connected) return;
-  // Raw handles are what Node's IPC passes; its types know only sockets and servers.
-  process.send!(m, handle as undefined, {}, done);
+  // Raw handles are what Node's IPC passes; its types know only sockets and servers. Always
+  // a callback: without one, a write the launcher no longer reads (it is exiting, EPIPE)
+  // would be an 'error' event on the process, and a crash with a stack in the log.
+  process.send!(m, handle as undefined, {}, done ?? (() => {}));
 }
 
 function connOf(id: number, pid: number): Conn {
@@ -61,12 +67,17 @@ function client(c: Conn): Promise<Socket> {
 function handshake(c: Conn): ReturnType<Acceptor['accept']> {
   c.handshaking = true;
   const run = async (): ReturnType<Acceptor['accept']> => acceptor!.accept(await client(c), setup!.handshakeTimeoutMs, c.log);
-  return run().finally(() => {
-    c.handshaking = false;
-    // A failed handshake may be the last thing the connection waited for; a good one is
-    // followed at once by tlsStarted.
-    setImmediate(() => maybeEnd(c));
-  });
+  return run()
+    .catch((e: Error) => {
+      c.failed = failureReason(e.message);
+      throw e;
+    })
+    .finally(() => {
+      c.handshaking = false;
+      // A failed handshake may be the last thing the connection waited for; a good one is
+      // followed at once by tlsStarted.
+      setImmediate(() => maybeEnd(c));
+    });
 }
 
 function start(c: Conn): void {
@@ -113,7 +124,7 @@ function maybeEnd(c: Conn): void {
   if (line !== undefined) c.log.info(line);
   const counts = c.engine?.counts();
   for (const s of Object.values(c.channels)) s.destroy();
-  send({ t: 'end', id: c.id, tls: c.tlsUp, toClient: counts?.toPeer ?? 0, toApp: counts?.toApp ?? 0 });
+  send({ t: 'end', id: c.id, tls: c.tlsUp, toClient: counts?.toPeer ?? 0, toApp: counts?.toApp ?? 0, ...(c.failed !== undefined ? { failed: c.failed } : {}) });
 }
 
 function onMessage(m: ToWorker, handle: unknown): void {
@@ -176,12 +187,28 @@ function onMessage(m: ToWorker, handle: unknown): void {
       send({ t: 'dup', key: m.key }, h, () => h.close());
       return;
     }
+    case 'status': {
+      let tls = 0;
+      let toClient = 0;
+      let toApp = 0;
+      for (const c of conns.values()) {
+        if (!c.tlsUp) continue;
+        tls++;
+        const n = c.engine?.counts();
+        toClient += n?.toPeer ?? 0;
+        toApp += n?.toApp ?? 0;
+      }
+      send({ t: 'status', key: m.key, ...ownMemory(), tls, toClient, toApp });
+      return;
+    }
   }
 }
 
 process.on('message', (m: ToWorker, handle: unknown) => onMessage(m, handle));
 // The launcher decides when a worker ends: signals meant for the process group (a ^C, a
 // supervisor's SIGTERM to every process) must not cut the sessions the launcher still
-// lets finish. Without the launcher, a worker has nothing left to do.
-for (const sig of ['SIGTERM', 'SIGINT', 'SIGHUP'] as const) process.on(sig, () => {});
+// lets finish. Without the launcher, a worker has nothing left to do. SIGUSR1 asks the
+// launcher for its figures; sent to every process (systemctl kill), Node's default would
+// open the inspector in a worker, which holds the keys.
+for (const sig of ['SIGTERM', 'SIGINT', 'SIGHUP', 'SIGUSR1'] as const) process.on(sig, () => {});
 process.on('disconnect', () => process.exit(0));

@@ -1,0 +1,78 @@
+// The live figures (SIGUSR1, and at exit): the launcher's counters and the lines they are
+// logged as. Counting is a few integer additions per connection; the lines are pure.
+import { FAILURE_REASONS, type FailureReason } from './failure-reason';
+
+/** What the launcher counts over its lifetime, from its own events and the workers' `end` messages. */
+export class Counters {
+  accepted = 0;
+  /** Accepted and closed without an app: waiting queue full, no worker, app not started, stopping. */
+  refused = 0;
+  /** Ended sessions in which TLS started. */
+  tlsStarted = 0;
+  readonly failures: Record<FailureReason, number> = Object.fromEntries(FAILURE_REASONS.map((r) => [r, 0])) as Record<FailureReason, number>;
+  /** Decrypted bytes of ended sessions. */
+  toClients = 0;
+  toApps = 0;
+
+  ended(r: { tls: boolean; toClient: number; toApp: number; failed?: FailureReason }): void {
+    if (r.tls) this.tlsStarted++;
+    if (r.failed !== undefined) this.failures[r.failed]++;
+    this.toClients += r.toClient;
+    this.toApps += r.toApp;
+  }
+}
+
+/** One worker's answer to a status request: its process and the sessions it runs now. */
+export interface WorkerFigures {
+  index: number;
+  pid: number;
+  /** Connections it serves now (the launcher's count). */
+  conns: number;
+  /** Bytes; undefined when the worker did not answer in time. */
+  rss?: number;
+  /** Private (unshared) memory, from /proc/PID/smaps_rollup; undefined where unknown. */
+  private?: number;
+  /** Sessions running now with TLS up, and their bytes so far. */
+  tls?: number;
+  toClient?: number;
+  toApp?: number;
+}
+
+export interface Snapshot {
+  counters: Counters;
+  /** Connections now (apps running or sessions ending). */
+  now: number;
+  limit: number;
+  uptimeMs: number;
+  launcher: { pid: number; rss: number; private?: number };
+  workers: WorkerFigures[];
+}
+
+function mb(bytes: number | undefined): string {
+  return bytes === undefined ? '?' : `${(bytes / 1048576).toFixed(1)} MB`;
+}
+
+/**
+ * The lines, in this order: connections, TLS, bytes, the launcher, then one per worker.
+ * `label` starts each: "figures" on SIGUSR1, "figures at exit" at exit.
+ */
+export function figureLines(label: string, s: Snapshot): string[] {
+  const c = s.counters;
+  let tls = c.tlsStarted;
+  let toClients = c.toClients;
+  let toApps = c.toApps;
+  for (const w of s.workers) {
+    tls += w.tls ?? 0;
+    toClients += w.toClient ?? 0;
+    toApps += w.toApp ?? 0;
+  }
+  const failed = FAILURE_REASONS.reduce((n, r) => n + c.failures[r], 0);
+  const reasons = FAILURE_REASONS.map((r) => `${r} ${c.failures[r]}`).join(', ');
+  return [
+    `${label}: connections: ${s.now} now (limit ${s.limit}), ${c.accepted} accepted, ${c.refused} refused, up ${Math.floor(s.uptimeMs / 1000)} s`,
+    `${label}: tls: ${tls} started, ${failed} handshakes failed (${reasons})`,
+    `${label}: bytes: ${toClients} to clients, ${toApps} to apps`,
+    `${label}: launcher pid ${s.launcher.pid}: rss ${mb(s.launcher.rss)}, private ${mb(s.launcher.private)}`,
+    ...s.workers.map((w) => `${label}: worker ${w.index} pid ${w.pid}: ${w.conns} connections, rss ${mb(w.rss)}, private ${mb(w.private)}`),
+  ];
+}
