@@ -18,6 +18,7 @@ import type { Credentials } from '../tls/credentials';
 import { CredentialsError, loadCredentials } from '../tls/load';
 import { TICKET_KEY_BYTES } from '../tls/credentials';
 import { VERSION } from '../version';
+import { keepYoungGenerationSmall } from '../session/young-generation';
 import { stopReading } from './handles';
 import { Listener, type Target } from './listener';
 import { endLine, listeningLine, place, startLine, workerDiedLine, type Ending, type Peer } from './log-lines';
@@ -60,6 +61,7 @@ async function main(): Promise<void> {
   }
   if (parsed.kind === 'error') fatal(parsed.message, parsed.status);
   const config = parsed.config;
+  keepYoungGenerationSmall();
 
   // Fds inherited without close-on-exec would leak into every app.
   closeInheritedFds(new Set(config.listen.kind === 'systemd' ? config.listen.fds : []));
