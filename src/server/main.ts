@@ -1,7 +1,7 @@
 // ucspi-tls-server's launcher: reads and checks everything once, listens, accepts (never
 // reading a byte), starts each app with the connection on fds 0/1, hands the app's
-// channels and, on its command, the connection to a TLS worker, and logs each
-// connection's start and end. See ucspi-tls-server(1).
+// channels and the connection (unread) to a TLS worker, and logs each connection's start
+// and end. See ucspi-tls-server(1).
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, writeSync } from 'node:fs';
@@ -36,7 +36,7 @@ interface Conn {
   pid: number;
   worker: WorkerSlot;
   child: ChildProcess;
-  /** Held, never read, until the worker asks for it (STARTTLS) or at once (implicit). */
+  /** Held, never read, until it goes to the worker with the app's channels. */
   client: Socket | undefined;
   startedAt: number;
   ending?: Ending;
@@ -236,7 +236,8 @@ class Launcher {
       pipes[fd] = null;
     }
     if (this.config.implicit) Object.assign(child, { stdin: null, stdout: null });
-    if (this.config.implicit) this.handOver(conn);
+    // With the channels: the worker holds it unread until the app's command (worker.ts).
+    this.handOver(conn);
     child.once('exit', (code, signal) => {
       conn.ending = signal !== null ? { code: null, signal } : { code: code ?? 0, signal: null };
       if (conn.workerLost) this.finish(conn, { tls: false, toClient: 0, toApp: 0 });
