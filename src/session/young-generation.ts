@@ -13,7 +13,11 @@ export const SMALL_YOUNG_GENERATION = ['--max-semi-space-size=1'];
  * heap, but the growth factor when it grows. Set once everything is loaded, since a flag
  * changed before a built-in module loads makes V8 refuse that module's code cache.
  */
+let kept = false;
+
 export function keepYoungGenerationSmall(): void {
+  if (kept) return;
+  kept = true;
   try {
     // Loaded here, not at start: the helper starts once per connection and needs it only later.
     // eslint-disable-next-line @typescript-eslint/no-require-imports
