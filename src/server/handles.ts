@@ -4,6 +4,7 @@ import type { Socket } from 'node:net';
 
 interface StreamHandle {
   reading: boolean;
+  readStart(): number;
   readStop(): number;
   setBlocking?(blocking: boolean): number;
 }
@@ -24,6 +25,18 @@ export function stopReading(s: Socket): void {
   if (h === null) return;
   h.reading = false;
   h.readStop();
+}
+
+/**
+ * Reading again, on a socket stopped as it arrived: its stream started a read then (Node
+ * starts reading a socket it receives) and waits for that read still, so it would not ask
+ * again; the handle must.
+ */
+export function resumeReading(s: Socket): void {
+  const h = handleOf(s);
+  if (h === null || h.reading) return;
+  h.reading = true;
+  h.readStart();
 }
 
 /**

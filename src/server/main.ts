@@ -1,7 +1,7 @@
 // ucspi-tls-server's launcher: reads and checks everything once, listens, accepts (never
 // reading a byte), starts each app with the connection on fds 0/1, hands the app's
-// channels and, on its command, the connection to a TLS worker, and logs each
-// connection's start and end. See ucspi-tls-server(1).
+// channels and the connection (unread) to a TLS worker, and logs each connection's start
+// and end. See ucspi-tls-server(1).
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, writeSync } from 'node:fs';
@@ -22,6 +22,7 @@ import { Access, type Admission } from './access';
 import { Drain } from './drain';
 import type { FailureReason } from './failure-reason';
 import { Counters, figureLines, type WorkerFigures } from './figures';
+import { keepYoungGenerationSmall } from '../session/young-generation';
 import { stopReading } from './handles';
 import { Listener, type Target } from './listener';
 import { endLine, listeningLine, place, startLine, workerDiedLine, type Ending, type Peer } from './log-lines';
@@ -48,7 +49,7 @@ interface Conn {
   pid: number;
   worker: WorkerSlot;
   child: ChildProcess;
-  /** Held, never read, until the worker asks for it (STARTTLS) or at once (implicit). */
+  /** Held, never read, until it goes to the worker with the app's channels. */
   client: Socket | undefined;
   startedAt: number;
   ending?: Ending;
@@ -81,6 +82,7 @@ async function main(): Promise<void> {
     const refused = reusePortRefusal(process.versions.node);
     if (refused !== undefined) fatal(refused, EXIT_CONFIG);
   }
+  keepYoungGenerationSmall();
 
   // Fds inherited without close-on-exec would leak into every app.
   closeInheritedFds(new Set(config.listen.kind === 'systemd' ? config.listen.fds : []));
@@ -327,7 +329,8 @@ class Launcher {
       pipes[fd] = null;
     }
     if (this.config.implicit) Object.assign(child, { stdin: null, stdout: null });
-    if (this.config.implicit) this.handOver(conn);
+    // With the channels: the worker holds it unread until the app's command (worker.ts).
+    this.handOver(conn);
     child.once('exit', (code, signal) => {
       conn.ending = signal !== null ? { code: null, signal } : { code: code ?? 0, signal: null };
       if (conn.workerLost) this.finish(conn, { tls: false, toClient: 0, toApp: 0 });
@@ -377,8 +380,7 @@ class Launcher {
     if (m.t === 'status') return this.statusWaits.get(m.key)?.(m);
     const conn = this.conns.get(m.id);
     if (conn === undefined || conn.worker !== w) return;
-    if (m.t === 'want') this.handOver(conn);
-    else if (m.t === 'end') this.finish(conn, m);
+    if (m.t === 'end') this.finish(conn, m);
   }
 
   private onWorkerDied(w: WorkerSlot, code: number | null, signal: NodeJS.Signals | null): void {

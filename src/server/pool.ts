@@ -4,6 +4,7 @@ import { closeSync, openSync } from 'node:fs';
 import { basename } from 'node:path';
 import { errorWords } from '../messages';
 import type { Ids } from '../process/ids';
+import { SMALL_YOUNG_GENERATION } from '../session/young-generation';
 import type { FromWorker, ToWorker, WorkerSetup } from './protocol';
 
 export interface WorkerSlot {
@@ -80,7 +81,8 @@ export class Pool {
           // Buffers in the credentials pass as Buffers.
           serialization: 'advanced',
           stdio: [code, 'ignore', 'inherit', 'ipc'],
-          execArgv: [],
+          // Its young generation stays small: see young-generation.ts.
+          execArgv: SMALL_YOUNG_GENERATION,
           // The worker needs nothing of the launcher's environment or directory.
           env: {},
           cwd: '/',

@@ -22,7 +22,7 @@ export type ToWorker =
   | { t: 'init'; setup: WorkerSetup }
   /** With the handle: one of the connection's channels (the app's pid names the connection in the log). */
   | { t: 'channel'; id: number; pid: number; name: ChannelName }
-  /** With the handle: the client connection, once TLS is to run on it. */
+  /** With the handle: the client connection, sent with the channels; held unread until the app's command. */
   | { t: 'client'; id: number }
   /** The client connection is gone before the worker got it. */
   | { t: 'no-client'; id: number }
@@ -37,8 +37,6 @@ export type ToWorker =
 
 export type FromWorker =
   | { t: 'ready'; broken?: string }
-  /** The app sent its command: the worker wants the client connection. */
-  | { t: 'want'; id: number }
   /** `failed`: why the handshake failed, when one was tried and failed. */
   | { t: 'end'; id: number; tls: boolean; toClient: number; toApp: number; failed?: FailureReason }
   | { t: 'dup'; key: number }

@@ -7,7 +7,7 @@ import { startControl, type Engine } from '../session/control-session';
 import { startImplicitSession } from '../session/implicit-session';
 import { createAcceptor, type Acceptor } from '../tls/accept';
 import { failureReason, type FailureReason } from './failure-reason';
-import { setNonBlocking } from './handles';
+import { resumeReading, setNonBlocking, stopReading } from './handles';
 import { ownMemory } from './memory';
 import { SERVER_PROGRAM } from './options';
 import type { ChannelName, FromWorker, ToWorker, WorkerSetup } from './protocol';
@@ -19,6 +19,8 @@ interface Conn {
   engine?: Engine;
   /** The client connection, once the launcher sent it; or why it will not come. */
   client?: Promise<Socket>;
+  /** The client connection as it came: unread, and blocking as the app has it, until the handshake. */
+  socket?: Socket;
   deliver?: (s: Socket | Error) => void;
   exited: boolean;
   handshaking: boolean;
@@ -55,18 +57,25 @@ function connOf(id: number, pid: number): Conn {
   return c;
 }
 
-/** The client connection, asked of the launcher once (STARTTLS) or sent unasked (implicit). */
+/** The client connection, which the launcher sends with the app's channels. */
 function client(c: Conn): Promise<Socket> {
-  if (c.client === undefined) {
-    c.client = new Promise<Socket | Error>((resolve) => (c.deliver = resolve)).then((s) => (s instanceof Error ? Promise.reject(s) : s));
-    if (!setup!.implicit) send({ t: 'want', id: c.id });
-  }
+  c.client ??= new Promise<Socket | Error>((resolve) => (c.deliver = resolve)).then((s) => (s instanceof Error ? Promise.reject(s) : s));
   return c.client;
+}
+
+/** The client connection, made ready for TLS: only now may this worker read it. */
+function forTls(s: Socket): Socket {
+  // The app is done with it: non-blocking again (see handles.ts); half-close as the contract has it.
+  setNonBlocking(s);
+  s.allowHalfOpen = true;
+  s.setNoDelay(true);
+  resumeReading(s);
+  return s;
 }
 
 function handshake(c: Conn): ReturnType<Acceptor['accept']> {
   c.handshaking = true;
-  const run = async (): ReturnType<Acceptor['accept']> => acceptor!.accept(await client(c), setup!.handshakeTimeoutMs, c.log);
+  const run = async (): ReturnType<Acceptor['accept']> => acceptor!.accept(forTls(await client(c)), setup!.handshakeTimeoutMs, c.log);
   return run()
     .catch((e: Error) => {
       c.failed = failureReason(e.message);
@@ -124,6 +133,8 @@ function maybeEnd(c: Conn): void {
   if (line !== undefined) c.log.info(line);
   const counts = c.engine?.counts();
   for (const s of Object.values(c.channels)) s.destroy();
+  // Without TLS nobody took it over: the app's copy is what the client talks to now.
+  if (!c.tlsUp) c.socket?.destroy();
   send({ t: 'end', id: c.id, tls: c.tlsUp, toClient: counts?.toPeer ?? 0, toApp: counts?.toApp ?? 0, ...(c.failed !== undefined ? { failed: c.failed } : {}) });
 }
 
@@ -143,12 +154,12 @@ function onMessage(m: ToWorker, handle: unknown): void {
     }
     case 'client': {
       const s = handle as Socket;
-      // Before the event loop reads from it (see handles.ts); half-close as the contract has it.
-      setNonBlocking(s);
-      s.allowHalfOpen = true;
-      s.setNoDelay(true);
+      // Node starts reading a socket it receives; STARTTLS: the app reads it in plaintext until
+      // its command. So stop before the event loop runs, and hold it, blocking as the app has it.
+      stopReading(s);
       const c = conns.get(m.id);
       if (c === undefined) return void s.destroy();
+      c.socket = s;
       client(c);
       c.deliver!(s);
       delete c.deliver;

@@ -1,16 +1,24 @@
-// The app's write channel, read into a few buffers of our own that every read reuses
+// The app's write channel, read without garbage and without a buffer per connection
 // (net.Socket's `onread` option). A plain socket reads each chunk into a fresh buffer
 // outside V8's heap, which only V8's collector frees, and it collects late: tens of MiB of
-// relayed chunks would wait. Here what the app sends leaves no garbage, and the memory it
-// takes is bounded by construction: IN_FLIGHT + 1 buffers of CHUNK bytes per connection,
-// 80 KiB, kept for the connection's life (letting spares go when a burst ends would make
-// them garbage again, burst after burst).
+// relayed chunks would wait. Here every channel of the process reads into one landing
+// buffer (reads run one at a time, on the event loop, each handed over before the next),
+// and each read is copied into a chunk of a pool the whole process shares, back in the pool
+// once the peer is done with it. An idle connection holds no buffer at all: in a resident
+// server with hundreds of idle connections, buffers kept per connection were most of what
+// each one cost. A copy of at most 16 KiB per read costs far less than its encryption.
 import { Socket } from 'node:net';
+import { relayed } from './garbage';
 
 /** One read: the most plaintext one TLS record carries. */
 const CHUNK = 16 * 1024;
-/** Chunks handed to the peer and not yet done with: reading stops at this many. */
+/** Chunks handed to the peer and not yet done with, per connection: reading stops at this many. */
 const IN_FLIGHT = 4;
+/**
+ * Chunks the pool keeps for the next reads: enough for 16 connections relaying at once.
+ * Beyond it, chunks done with are left to the collector, and counted as such (garbage).
+ */
+const POOLED = 64;
 
 /** The part of libuv's stream handle a net.Socket keeps as `_handle`. */
 interface StreamHandle {
@@ -18,8 +26,32 @@ interface StreamHandle {
   reading: boolean;
 }
 
+let landing: Buffer | undefined;
+const pool: Buffer[] = [];
+
+function landingBuffer(): Buffer {
+  landing ??= Buffer.allocUnsafeSlow(CHUNK);
+  return landing;
+}
+
+function takeChunk(): Buffer {
+  const c = pool.pop();
+  if (c !== undefined) return c;
+  relayed(CHUNK);
+  return Buffer.allocUnsafeSlow(CHUNK);
+}
+
+function giveBack(c: Buffer): void {
+  if (pool.length < POOLED) pool.push(c);
+}
+
+/** Chunks the process's pool holds now, for the next reads of any connection. */
+export function pooledChunks(): number {
+  return pool.length;
+}
+
 export interface AppReader {
-  /** The socket that now reads the channel (same handle, our buffers). */
+  /** The socket that now reads the channel (same handle, the shared buffers). */
   socket: Socket;
   /** Bytes read from the app. */
   bytes(): number;
@@ -43,7 +75,6 @@ export function readReused(from: Socket, write: (chunk: Buffer, done: () => void
   handle.readStop();
   handle.reading = false;
 
-  const free: Buffer[] = [];
   let inFlight = 0;
   let stopped = false;
   let bytes = 0;
@@ -52,20 +83,23 @@ export function readReused(from: Socket, write: (chunk: Buffer, done: () => void
     readable: true,
     writable: true,
     onread: {
-      buffer: () => free.pop() ?? Buffer.allocUnsafeSlow(CHUNK),
+      // Asked for again after every read: the handle is armed with the landing buffer.
+      buffer: landingBuffer,
       callback: (n: number, buf: Uint8Array): boolean => {
         bytes += n;
         inFlight++;
-        const chunk = buf as Buffer;
+        // Copied before anything else runs: the next read of any channel lands in `buf`.
+        const chunk = takeChunk();
+        chunk.set(buf.subarray(0, n));
         write(chunk.subarray(0, n), () => {
           inFlight--;
-          free.push(chunk);
+          giveBack(chunk);
           if (stopped && inFlight < IN_FLIGHT && !socket.destroyed) {
             stopped = false;
             socket.resume();
           }
         });
-        // false stops reading until a chunk is done with: no more buffers than IN_FLIGHT + 1.
+        // false stops reading until a chunk is done with: at most IN_FLIGHT chunks each.
         stopped = inFlight >= IN_FLIGHT;
         return !stopped;
       },

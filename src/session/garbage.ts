@@ -14,6 +14,8 @@
 // connection. (Changing flags later only affects what is compiled afterwards.) Both are
 // V8's, not Node's API: where a Node refuses the flag or gives no `gc`, there is no
 // collection, and the relay runs on with V8's own timing.
+import { keepYoungGenerationSmall } from './young-generation';
+
 const EVERY = 1024 * 1024;
 
 type Gc = (options: { type: 'minor' | 'major' }) => void;
@@ -23,6 +25,8 @@ let since = 0;
 
 function collector(): Gc | null {
   if (gc === undefined) {
+    // Bulk data flows from now on: the young generation must not grow with it either.
+    keepYoungGenerationSmall();
     try {
       /* eslint-disable @typescript-eslint/no-require-imports */
       (require('node:v8') as typeof import('node:v8')).setFlagsFromString('--expose-gc');

@@ -6,6 +6,7 @@ import type { Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import { readReused } from './app-reader';
 import { relayed } from './garbage';
+import { keepYoungGenerationSmall } from './young-generation';
 import { describeError } from '../tls/handshake';
 
 export interface RelayEvents {
@@ -33,6 +34,8 @@ export interface Relay {
 const ORPHAN_CHECK_MS = 500;
 
 export function relay(tls: TLSSocket, toApp: Socket, appChannel: Socket, ev: RelayEvents): Relay {
+  // Either direction may be bulk from now on; what relays app→client makes no garbage to count.
+  keepYoungGenerationSmall();
   let outDone = false;
   const outbound = (): void => {
     if (!outDone) {

@@ -1,0 +1,69 @@
+// What an idle TLS connection costs ucspi-tls-server, and the V8 setting it rests on: a young
+// generation that does not grow. Run on each runtime: the setting is V8's, read at run time.
+import t from 'tap';
+import { spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Socket } from 'node:net';
+import type { TLSSocket } from 'node:tls';
+import { APP, baseEnv, freePort, Lines, makeCert, ROOT, startTls, tempDir, ucspiTlsServer, within } from './helpers';
+import { privateBytes } from './hostile';
+
+const KiB = 1024;
+
+/** A burst of objects that stay alive a while, as a burst of handshakes makes; the young generation's size before and after. */
+function youngGeneration(keepSmall: boolean): { before: number; after: number } {
+  const script = `
+    const v8 = require('node:v8');
+    if (${keepSmall}) require(${JSON.stringify(join(ROOT, 'build', 'src', 'session', 'young-generation.js'))}).keepYoungGenerationSmall();
+    const size = () => v8.getHeapSpaceStatistics().find((s) => s.space_name === 'new_space').space_size;
+    const before = size();
+    const keep = [];
+    for (let r = 0; r < 200; r++) {
+      const a = [];
+      for (let i = 0; i < 2000; i++) a.push({ i, s: 'x' + i });
+      keep.push(a);
+      if (r % 10 === 0) keep.splice(0, 5);
+    }
+    process.stdout.write(JSON.stringify({ before, after: size() }));`;
+  const r = spawnSync(process.execPath, ['-e', script], { encoding: 'utf8', env: { PATH: process.env.PATH } });
+  if (r.status !== 0) throw new Error(r.stderr);
+  return JSON.parse(r.stdout) as { before: number; after: number };
+}
+
+t.test(`V8 of Node ${process.version} keeps the young generation at its size once told to`, async (t) => {
+  const grown = youngGeneration(false);
+  t.ok(grown.after > grown.before, `left alone, it grows: ${grown.before / KiB} -> ${grown.after / KiB} KiB`);
+  const kept = youngGeneration(true);
+  t.equal(kept.after, kept.before, `kept small: ${kept.before / KiB} -> ${kept.after / KiB} KiB`);
+});
+
+t.test('the workers start with a small young generation; 200 idle TLS connections cost the server at most 150 KiB each', async (t) => {
+  const N = 200;
+  const dir = tempDir(t, 'utw-mem-');
+  const port = await freePort();
+  const srv = await ucspiTlsServer(t, port, baseEnv(makeCert(dir), { REPORT: dir, TLS_CMD: 'y' }), ['-c', String(N + 10), '-w', '2'], [APP]);
+  const workers = srv.workers();
+  t.equal(workers.length, 2, 'two workers');
+  for (const w of workers) t.ok(readFileSync(`/proc/${w}/cmdline`, 'latin1').split('\0').includes('--max-semi-space-size=1'), `worker ${w} started with --max-semi-space-size=1`);
+  const all = (): number => [srv.pid, ...workers].reduce((n, p) => n + privateBytes(p), 0);
+  const before = all();
+  const conns: TLSSocket[] = [];
+  const wrong: string[] = [];
+  t.teardown(() => conns.forEach((c) => c.destroy()));
+  for (let base = 0; base < N; base += 20) {
+    await Promise.all(
+      Array.from({ length: 20 }, async (_, k) => {
+        const tls = await within(startTls(port), 30000, `connection ${base + k}: STARTTLS`);
+        conns.push(tls);
+        tls.write(`NOOP ${base + k}\r\n`);
+        const answer = await within(new Lines(tls as unknown as Socket).line(), 10000, 'an answer through TLS');
+        if (answer !== `250 yes NOOP ${base + k}`) wrong.push(`connection ${base + k}: ${answer}`);
+      }),
+    );
+  }
+  t.same(wrong, [], `${N} idle TLS connections, each answered through TLS`);
+  const perConnection = (all() - before) / N;
+  t.comment(`launcher and workers: ${(perConnection / KiB).toFixed(1)} KiB private per idle TLS connection (Node ${process.version})`);
+  t.ok(perConnection <= 150 * KiB, `${(perConnection / KiB).toFixed(1)} KiB per idle TLS connection, at most 150`);
+});
