@@ -476,3 +476,20 @@ t.test('--implicit: no TLS variable, and no SSL_* from the launcher (a forged ve
   t.notOk(env.some((e) => /^(CAFILE|CERTFILE|KEYFILE)=/.test(e)), 'no TLS configuration');
   t.same(await leftovers(s), []);
 });
+
+t.test('SIGUSR1 to the helper (systemctl kill sends it to every process): no inspector opens, the session goes on', async (t) => {
+  const s = await start(t, { TLS_CMD: 'none' });
+  const { sock, lines } = await greeted(s.port);
+  const pid = await helperPid(s.srv);
+  process.kill(pid, 'SIGUSR1');
+  await sleep(300); // Node's default would open the inspector within this
+  t.notMatch(s.srv.err, /Debugger listening|inspector/i, 'no inspector in the log');
+  const listening = readFileSync('/proc/net/tcp', 'utf8').split('\n').filter((l) => / 0A /.test(l) && /:240D$/i.test(l.trim().split(/\s+/)[1] ?? ''));
+  t.same(listening, [], 'nothing listens on the inspector port (9229)');
+  sock.write('NOOP\r\n');
+  t.equal(await lines.line(), '250 NOOP', 'the helper still relays');
+  sock.write('QUIT\r\n');
+  t.equal(await lines.line(), '221 bye');
+  t.equal(await endStatus(s.srv, pid), 0);
+  t.same(await leftovers(s), []);
+});

@@ -15,6 +15,9 @@ import { supervise } from '../process/supervise';
 import { VERSION } from '../version';
 
 function main(): void {
+  // Node's default for SIGUSR1 opens the inspector, unauthenticated, in the process that
+  // holds the key: a signal sent to every process of a service (systemctl kill) must not.
+  process.on('SIGUSR1', () => {});
   const parsed = parseClientArgs(process.argv.slice(2), process.env);
   if (parsed.kind === 'help') {
     writeSync(1, `${CLIENT_USAGE}\n`);

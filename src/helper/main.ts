@@ -19,6 +19,9 @@ import { VERSION } from '../version';
 
 
 function main(): void {
+  // Node's default for SIGUSR1 opens the inspector, unauthenticated, in the process that
+  // holds the key: a signal sent to every process of a service (systemctl kill) must not.
+  process.on('SIGUSR1', () => {});
   const parsed = parseArgs(process.argv.slice(2), process.env);
   if (parsed.kind === 'help') {
     writeSync(1, `${USAGE}\n`);
