@@ -1,12 +1,12 @@
 // The pure parts of ucspi-tls-server's stop, restart and live figures: the failure buckets,
 // the runtime check for --reuse-port, the figure lines, the options, the stop sequence.
 import t from 'tap';
-import { Drain } from '../src/server/drain';
-import { failureReason } from '../src/server/failure-reason';
-import { Counters, figureLines } from '../src/server/figures';
-import { privateBytes } from '../src/server/memory';
+import { Drain } from '../src/server/lifecycle/drain';
+import { failureReason } from '../src/server/lifecycle/failure-reason';
+import { Counters, figureLines } from '../src/server/lifecycle/figures';
+import { privateBytes } from '../src/server/lifecycle/memory';
 import { EXIT_USAGE, parseServerArgs } from '../src/server/options';
-import { reusePortRefusal } from '../src/server/reuse-port';
+import { reusePortRefusal } from '../src/server/lifecycle/reuse-port';
 
 t.test('handshake failures: the log line -> its bucket', async (t) => {
   const cases: Array<[string, string]> = [

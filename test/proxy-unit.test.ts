@@ -2,14 +2,14 @@
 // it says, what is refused and in which words; the options; the app's variables.
 import t from 'tap';
 import { EXIT_CONFIG, EXIT_USAGE, parseServerArgs } from '../src/server/options';
-import { clientEnds, proxyVariables, refusedLine, viaWords } from '../src/server/proxy-env';
-import { canonicalIPv6, parseV1, parseV2, proxyStep, V1_MAX, V2_SIGNATURE, type ProxyHeader } from '../src/server/proxy-header';
-import { headerTimeoutMs, proxySockets, requiresHeader } from '../src/server/proxy-options';
+import { clientEnds, proxyVariables, refusedLine, viaWords } from '../src/server/proxy/env';
+import { canonicalIPv6, parseV1, parseV2, proxyStep, V1_MAX, V2_SIGNATURE, type ProxyHeader } from '../src/server/proxy/header';
+import { headerTimeoutMs, proxySockets, requiresHeader } from '../src/server/proxy/options';
 
 type Outcome = { header: ProxyHeader; consumed: number } | { error: string; consumed: number } | { truncated: number };
 
 /**
- * Reads `stream` as proxy-read.ts does: each read asks for what proxyStep allows and gets
+ * Reads `stream` as src/server/proxy/read.ts does: each read asks for what proxyStep allows and gets
  * at most `chunk` bytes of it (a slow sender). What was consumed when it stopped.
  */
 function frame(stream: Buffer, chunk = Infinity): Outcome {

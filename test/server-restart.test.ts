@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import t from 'tap';
 import { allGone, baseEnv, freePort, makeCert, ROOT, SERVER, sleep, tempDir, treeOf, alive, WITHOUT_TEST_HOOKS } from './helpers';
 import { failures, QUICK_APP, quickSession, steadyStream } from './takeover';
-import { reusePortRefusal } from '../src/server/reuse-port';
+import { reusePortRefusal } from '../src/server/lifecycle/reuse-port';
 
 /**
  * What systemd does with a socket unit: bind once, keep the socket, start services with it

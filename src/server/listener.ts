@@ -8,7 +8,7 @@
 import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import { listeningHandle } from './handles';
 
-/** `reusePort`: SO_REUSEPORT (Node.js 22.12 and later; see reuse-port.ts). */
+/** `reusePort`: SO_REUSEPORT (Node.js 22.12 and later; see lifecycle/reuse-port.ts). */
 export type Target = { host: string; port: number; reusePort?: boolean } | { fd: number };
 
 /** Asks for a second fd of a listening handle: `got` receives it, a raw handle, or undefined when it will not come. */

@@ -18,28 +18,28 @@ import type { Credentials } from '../tls/credentials';
 import { CredentialsError, loadCredentials } from '../tls/load';
 import { TICKET_KEY_BYTES } from '../tls/credentials';
 import { VERSION } from '../version';
-import { Access, type Admission } from './access';
-import { Drain } from './drain';
-import type { FailureReason } from './failure-reason';
-import { Counters, figureLines, type WorkerFigures } from './figures';
+import { Access, type Admission } from './access/access';
+import { Drain } from './lifecycle/drain';
+import type { FailureReason } from './lifecycle/failure-reason';
+import { Counters, figureLines, type WorkerFigures } from './lifecycle/figures';
 import { keepYoungGenerationSmall } from '../session/young-generation';
 import { stopReading } from './handles';
 import { Listener, type Target } from './listener';
 import { endLine, listeningLine, place, startLine, workerDiedLine, type Ending, type Peer } from './log-lines';
 import { EXIT_CONFIG, EXIT_USAGE, parseServerArgs, SERVER_PROGRAM, USAGE, type ServerConfig } from './options';
 import { Pool, type WorkerSlot } from './pool';
-import { ownMemory } from './memory';
+import { ownMemory } from './lifecycle/memory';
 import { planServerPrivileges, type ServerPlan } from './privileges';
 import type { ChannelName, FromWorker } from './protocol';
-import { clientEnds, PROXY_VARIABLES, proxyVariables, refusedLine, viaWords } from './proxy-env';
-import type { ProxyHeader } from './proxy-header';
-import { headerTimeoutMs, requiresHeader } from './proxy-options';
-import { readProxyHeader } from './proxy-read';
-import { opensslCheck, Reloader } from './reload';
-import { RulesFile } from './rules-file';
+import { clientEnds, PROXY_VARIABLES, proxyVariables, refusedLine, viaWords } from './proxy/env';
+import type { ProxyHeader } from './proxy/header';
+import { headerTimeoutMs, requiresHeader } from './proxy/options';
+import { readProxyHeader } from './proxy/read';
+import { opensslCheck, Reloader } from './reload/reload';
+import { RulesFile } from './access/rules-file';
 import { STALE_TCP_VARIABLES, tcpVariables, unmapped } from './tcp-env';
-import { FileWatcher, policyFiles } from './watch';
-import { reusePortRefusal } from './reuse-port';
+import { FileWatcher, policyFiles } from './reload/watch';
+import { reusePortRefusal } from './lifecycle/reuse-port';
 
 /** The worker's entry, built beside this one (build/ucspi-tls-server-worker.js). */
 const WORKER_FILE = join(__dirname, '..', '..', 'ucspi-tls-server-worker.js');
@@ -220,7 +220,7 @@ class Launcher {
     process.on('SIGUSR1', () => void this.logFigures('figures'));
   }
 
-  /** SIGHUP, and with --watch a change of the files: read them again (see reload.ts). */
+  /** SIGHUP, and with --watch a change of the files: read them again (see reload/reload.ts). */
   private watchForReloads(): void {
     const generated = this.config.tls.ticketKeyFile === undefined ? this.creds.ticketKeys : undefined;
     const interfaceVersion = `${SERVER_PROGRAM}/${VERSION}`;
@@ -438,7 +438,7 @@ class Launcher {
     for (const l of this.listeners) l.resume();
   }
 
-  /** SIGTERM, SIGINT: stop accepting at once, then the sessions drain (see drain.ts). */
+  /** SIGTERM, SIGINT: stop accepting at once, then the sessions drain (see lifecycle/drain.ts). */
   private stop(signal: string): void {
     if (!this.stopping) {
       this.stopping = true;
@@ -454,7 +454,7 @@ class Launcher {
     this.drain.signal(signal);
   }
 
-  /** The live figures, one line each (see figures.ts), the workers asked for theirs. */
+  /** The live figures, one line each (see lifecycle/figures.ts), the workers asked for theirs. */
   private async logFigures(label: string): Promise<void> {
     const workers = await Promise.all(this.pool.live().map((w) => this.askWorker(w)));
     const lines = figureLines(label, {

@@ -4,7 +4,7 @@ import type { TlsConfig } from '../tls/config';
 import type { Ids } from '../process/ids';
 import { DEFAULT_TIMEOUT_S, handshakeTimeout, parseFlags, sessionPolicy } from '../session/policy-options';
 import type { Verbosity } from '../helper/options';
-import { proxySockets, type ProxyWhere } from './proxy-options';
+import { proxySockets, type ProxyWhere } from './proxy/options';
 
 export const SERVER_PROGRAM = 'ucspi-tls-server';
 

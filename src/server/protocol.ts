@@ -4,7 +4,7 @@
 import type { Credentials } from '../tls/credentials';
 import type { TlsConfig } from '../tls/config';
 import type { Verbosity } from '../helper/options';
-import type { FailureReason } from './failure-reason';
+import type { FailureReason } from './lifecycle/failure-reason';
 
 /** STARTTLS: the app's fds 3, 4, 5. Implicit: the stub's fds 0, 1, 3. */
 export type ChannelName = 'ctl' | 'toApp' | 'fromApp' | 'vars';

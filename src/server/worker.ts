@@ -6,9 +6,9 @@ import { createLogger, type Logger } from '../log';
 import { startControl, type Engine } from '../session/control-session';
 import { startImplicitSession } from '../session/implicit-session';
 import { createAcceptor, type Acceptor } from '../tls/accept';
-import { failureReason, type FailureReason } from './failure-reason';
+import { failureReason, type FailureReason } from './lifecycle/failure-reason';
 import { resumeReading, setNonBlocking, stopReading } from './handles';
-import { ownMemory } from './memory';
+import { ownMemory } from './lifecycle/memory';
 import { SERVER_PROGRAM } from './options';
 import type { ChannelName, FromWorker, ToWorker, WorkerSetup } from './protocol';
 

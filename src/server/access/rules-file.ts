@@ -3,7 +3,7 @@
 // the next connection. A stat per connection tells whether the file changed; it is read and
 // checked again only then.
 import { readFileSync, statSync } from 'node:fs';
-import { errnoOf, errorWords } from '../messages';
+import { errnoOf, errorWords } from '../../messages';
 import { Cdb, CdbError } from './cdb';
 import { findRule, type Rule } from './rules';
 

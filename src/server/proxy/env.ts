@@ -1,9 +1,9 @@
 // What a PROXY header changes for one connection: the addresses tcpserver's variables and
 // the start line give, the balancer's own address in variables of its own, the log's
 // words. Pure.
-import { place, type Peer } from './log-lines';
-import type { ProxyHeader } from './proxy-header';
-import { unmapped } from './tcp-env';
+import { place, type Peer } from '../log-lines';
+import type { ProxyHeader } from './header';
+import { unmapped } from '../tcp-env';
 
 export interface Ends {
   remote: Peer;

@@ -3,15 +3,15 @@
 //
 // A net.Socket read would not do: libuv reads up to 64 KiB at once. The connection was
 // accepted paused, so libuv does not read it; the launcher reads its fd itself, each read
-// asking for no more than proxy-header.ts says may belong to the header. The fd is
+// asking for no more than header.ts says may belong to the header. The fd is
 // non-blocking (accept4 made it so, and it is set again below), so a read never blocks the
 // event loop: with nothing there it fails with EAGAIN and is tried again on a short timer
 // (balancers send the header with the connection, so it is there at once or nearly so).
 import { readSync } from 'node:fs';
 import type { Socket } from 'node:net';
-import { errorWords } from '../messages';
-import { setNonBlocking } from './handles';
-import { proxyStep, type ProxyHeader } from './proxy-header';
+import { errorWords } from '../../messages';
+import { setNonBlocking } from '../handles';
+import { proxyStep, type ProxyHeader } from './header';
 
 export type HeaderRead = { header: ProxyHeader } | { error: string };
 

@@ -5,11 +5,11 @@
 //
 // Everything here is synchronous: two reloads never overlap, and the last one asked for
 // reads the newest files.
-import type { Logger } from '../log';
-import { errorWords, keyDefaultMessage } from '../messages';
-import type { TlsConfig } from '../tls/config';
-import type { Credentials } from '../tls/credentials';
-import { CredentialsError, loadCredentials } from '../tls/load';
+import type { Logger } from '../../log';
+import { errorWords, keyDefaultMessage } from '../../messages';
+import type { TlsConfig } from '../../tls/config';
+import type { Credentials } from '../../tls/credentials';
+import { CredentialsError, loadCredentials } from '../../tls/load';
 
 export type ReloadResult = { ok: true; creds: Credentials } | { ok: false; why: string };
 
@@ -92,6 +92,6 @@ export class Reloader {
  */
 export function opensslCheck(tls: TlsConfig, creds: Credentials, log: Logger, interfaceVersion: string): string | undefined {
   // eslint-disable-next-line @typescript-eslint/no-require-imports
-  const { createAcceptor } = require('../tls/accept') as typeof import('../tls/accept');
+  const { createAcceptor } = require('../../tls/accept') as typeof import('../../tls/accept');
   return createAcceptor(tls, creds, log, interfaceVersion).broken;
 }

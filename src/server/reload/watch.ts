@@ -6,8 +6,8 @@
 // next to our files (a log, another site's certificate) reloads nothing.
 import { lstatSync, readdirSync, realpathSync, statSync, watch, type FSWatcher } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { errorWords } from '../messages';
-import type { TlsConfig } from '../tls/config';
+import { errorWords } from '../../messages';
+import type { TlsConfig } from '../../tls/config';
 
 /** How long the folders must be quiet before the reload: a renewal writes its files in turn. */
 export const SETTLE_MS = 1000;
