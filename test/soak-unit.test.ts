@@ -22,7 +22,7 @@ t.test('the server log, fed in pieces that split lines', async (t) => {
     `${P}pid 102: ${startLine(peer(40001), peer(2525), 0, 1, 40)}`,
     `${P}pid 102: handshake failed: wrong version number`,
     `${P}pid 102: ${endLine({ code: 0, signal: null }, 'plaintext', 0, 0, 5)}`,
-    `${P}SIGHUP ignored: the files are read only at start`,
+    `${P}reloaded (SIGHUP): 1 certificate, serial 4F1A00C3`,
     // pid 100 again, for a new app, before the end line of the old one's second life ends:
     `${P}pid 100: ${startLine(peer(40005), peer(2525), 0, 1, 40)}`,
     `${P}pid 100: ${startLine(peer(40006), peer(2525), 1, 2, 40)}`,
@@ -45,7 +45,7 @@ t.test('the server log, fed in pieces that split lines', async (t) => {
   t.equal(log.endOf(log.starts[4]!)?.status, 4);
   t.same(log.died, [{ index: 1, pid: 555, how: 'died on SIGKILL', lost: 1 }]);
   t.same(log.restarted, [{ index: 1, pid: 556 }]);
-  t.same([...log.other], [['listening on N.N port N', 1], ['handshake failed', 1], ['SIGHUP ignored', 1]]);
+  t.same([...log.other], [['listening on N.N port N', 1], ['handshake failed', 1], ['reloaded', 1]]);
   // Port 40001 twice: a client that connected after start line 1 is the second connection.
   t.equal(log.startFrom({ port: 40001 }, 0)?.pid, 100);
   t.equal(log.startFrom({ port: 40001 }, 1)?.pid, 102);
