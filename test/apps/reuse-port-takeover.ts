@@ -6,7 +6,7 @@
 //     stop and a new one (B) takes over; every attempt's outcome.
 //   SCENARIO=queue: A at its -c 1 limit (not accepting) with clients waiting in its socket's
 //     queue when it closes: what becomes of them.
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
 import { baseEnv, makeCert, SERVER, ServerLauncher, sleep, WITHOUT_TEST_HOOKS } from '../helpers';
 import { QUICK_APP, quickSession, steadyStream } from '../takeover';
@@ -57,6 +57,27 @@ function acceptQueue(): number {
   return n;
 }
 
+/**
+ * How many fds of process `pid` hold the listening socket on PORT. The launcher pauses by
+ * closing its server and keeping a second fd of the socket (see listener.ts); after a resume
+ * it fetches that second fd anew, and until it is back a pause cannot take effect at once.
+ */
+function listeningFds(pid: number): number {
+  const hex = PORT.toString(16).toUpperCase().padStart(4, '0');
+  const inodes = new Set<string>();
+  for (const m of readFileSync('/proc/net/tcp', 'latin1').matchAll(new RegExp(`^\\s*\\d+: [0-9A-F]+:${hex} [0-9A-F]+:0000 0A (?:\\S+\\s+){5}(\\d+)`, 'gm'))) inodes.add(m[1]!);
+  let n = 0;
+  for (const fd of readdirSync(`/proc/${pid}/fd`)) {
+    try {
+      const m = /^socket:\[(\d+)\]$/.exec(readlinkSync(`/proc/${pid}/fd/${fd}`));
+      if (m !== null && inodes.has(m[1]!)) n++;
+    } catch {
+      // closed meanwhile
+    }
+  }
+  return n;
+}
+
 /** A connection that records whether it got the banner, and how it ended. */
 function waiter(): { sock: Socket; result: Promise<string> } {
   const sock = connect({ port: PORT, host: '127.0.0.1' });
@@ -79,6 +100,10 @@ async function queue(): Promise<object> {
   await listening(a);
   // One whole session first: by its end A has what it needs to pause (see listener.ts).
   if (!(await quickSession(PORT)).ok) throw new Error(`A does not serve: ${a.err}`);
+  // A resumed accepting after that session: wait until it holds its second fd again, so that
+  // the next connection pauses it at once and every later one waits in the kernel's queue.
+  for (let i = 0; i < 250 && listeningFds(a.proc.pid!) < 2; i++) await sleep(20);
+  if (listeningFds(a.proc.pid!) < 2) throw new Error(`A never held a second fd of its socket: ${a.err}`);
   // A's one session, held open: A stops accepting, its socket keeps queueing.
   const held = connect({ port: PORT, host: '127.0.0.1' });
   await new Promise((r) => held.once('data', r));
