@@ -65,7 +65,9 @@ t.test(`${SESSIONS} concurrent STARTTLS sessions under tcpserver -c ${SESSIONS}`
 
   // Each session ends on its own; wait until tcpserver has seen every end.
   for (let i = 0; i < 1000 && [...srv.err.matchAll(/^tcpserver: end /gm)].length < rounds * SESSIONS; i++) await sleep(20);
-  t.equal([...srv.err.matchAll(/^tcpserver: end \d+ status 0$/gm)].length, rounds * SESSIONS, 'every helper exited 0');
+  const others = srv.err.split('\n').filter((l) => /^tcpserver: end /.test(l) && !/ status 0$/.test(l));
+  const theirs = others.map((l) => l.split(' ')[2]).flatMap((pid) => srv.err.split('\n').filter((l) => l.includes(`: pid ${pid}: `)));
+  t.equal([...srv.err.matchAll(/^tcpserver: end \d+ status 0$/gm)].length, rounds * SESSIONS, `every helper exited 0${others.length > 0 ? `; not: ${others.join('; ')}; their lines: ${theirs.join('; ')}` : ''}`);
   t.same(childrenOf(pid), [], 'tcpserver has no child left');
   t.same(processesOf(dir, pid), [], 'no helper or app left');
   t.equal(fdCount(pid), fdsBefore, `tcpserver holds as many fds as before (${fdsBefore})`);
