@@ -212,12 +212,14 @@ class Launcher {
       }
       this.listeners.push(l);
     }
-    if (this.config.printPort) writeSync(1, `${this.listeners[0]!.address().port}\n`);
-    const where = this.listeners.map((l) => place(l.address()));
-    this.note(listeningLine(where, this.config.workers, this.config.concurrency));
+    // Before anything says the server is up (-1's port, the listening line): a signal sent
+    // as soon as it is must find its handler, not Node's default.
     process.on('SIGTERM', () => this.stop('SIGTERM'));
     process.on('SIGINT', () => this.stop('SIGINT'));
     process.on('SIGUSR1', () => void this.logFigures('figures'));
+    if (this.config.printPort) writeSync(1, `${this.listeners[0]!.address().port}\n`);
+    const where = this.listeners.map((l) => place(l.address()));
+    this.note(listeningLine(where, this.config.workers, this.config.concurrency));
   }
 
   /** SIGHUP, and with --watch a change of the files: read them again (see reload/reload.ts). */
