@@ -3,7 +3,7 @@
 import t from 'tap';
 import type { Socket } from 'node:net';
 import { join } from 'node:path';
-import { hashUntilEnd, Lines, logged, sendRandom, startTls, waitFor } from './helpers';
+import { hashUntilEnd, Lines, logged, sendRandom, sinkExchange, startTls, waitFor } from './helpers';
 import { MODES } from './modes';
 
 const BULK = 64 * 1024 * 1024;
@@ -13,14 +13,8 @@ for (const mode of MODES) {
     t.test('client half-closes first: 64 MiB in, then 64 MiB out after the EOF', async (t) => {
       const s = await mode.serve(t, { BULK: String(BULK) }, ['-v']);
       const tls = await startTls(s.port, { allowHalfOpen: true });
-      const lines = new Lines(tls as unknown as Socket);
-      tls.write('SINK\r\n');
-      t.equal(await lines.line(), '354 send');
-      lines.detach();
-      tls.resume();
-      const received = hashUntilEnd(tls);
-      const sent = await sendRandom(tls, BULK);
-      tls.end(); // close_notify + FIN: the app must see EOF, and still be able to answer
+      // close_notify + FIN after the bytes: the app must see EOF, and still be able to answer
+      const { sent, received } = await sinkExchange(t, tls, BULK);
       const got = await received;
       t.equal((await waitFor(join(s.dir, 'sink.sha'))).trim(), sent, 'client -> app: every byte, in order');
       t.equal(got.bytes, BULK);

@@ -1,4 +1,5 @@
 // Shared by the end-to-end tests: certificates, launchers, clients, reports.
+import type { Test } from 'tap';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { chmodSync, copyFileSync, existsSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync } from 'node:fs';
@@ -402,6 +403,22 @@ export async function sendRandom(w: NodeJS.WritableStream, bytes: number): Promi
     if (!w.write(b)) await new Promise((r) => w.once('drain', r));
   }
   return h.digest('hex');
+}
+
+/**
+ * The test app's SINK exchange over TLS: `bytes` random bytes to the app, then end (close_notify
+ * and FIN), while the app's own bytes are hashed until its EOF. `sent` is the hash of what went.
+ */
+export async function sinkExchange(t: Test, tls: TLSSocket, bytes: number): Promise<{ sent: string; received: Promise<{ sha: string; bytes: number }> }> {
+  const lines = new Lines(tls as unknown as Socket);
+  tls.write('SINK\r\n');
+  t.equal(await lines.line(), '354 send');
+  lines.detach();
+  tls.resume();
+  const received = hashUntilEnd(tls);
+  const sent = await sendRandom(tls, bytes);
+  tls.end();
+  return { sent, received };
 }
 
 /** Hash everything a readable delivers until EOF; the bytes after the first `skip` line are hashed. */

@@ -11,7 +11,7 @@ import { connect, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { connect as tlsConnect, type TLSSocket } from 'node:tls';
 import {
-  APP, baseEnv, freePort, hashUntilEnd, Launcher, Lines, logged, makeCert, readReport, replyVars, sendRandom, SERVER, ServerLauncher,
+  APP, baseEnv, freePort, Launcher, Lines, logged, makeCert, readReport, replyVars, sinkExchange, SERVER, ServerLauncher,
   startTls, tempDir, ucspiTlsServer, waitFor, within,
 } from './helpers';
 import { stopServer } from './modes';
@@ -90,14 +90,7 @@ for (const send of SENDS) {
 
     const tls = await startTls(port, { localAddress: CLIENT_IP, allowHalfOpen: true });
     const client = tls.localPort!;
-    const lines = new Lines(tls as unknown as Socket);
-    tls.write('SINK\r\n');
-    t.equal(await lines.line(), '354 send');
-    lines.detach();
-    tls.resume();
-    const received = hashUntilEnd(tls);
-    const sent = await sendRandom(tls, BULK);
-    tls.end();
+    const { sent, received } = await sinkExchange(t, tls, BULK);
     const got = await within(received, 30000, 'the app\'s bytes');
     const report = join(dir, String(client));
     t.equal((await waitFor(join(report, 'sink.sha'))).trim(), sent, 'client -> app: every byte, in order');
