@@ -1,6 +1,9 @@
 // Pure parts of the client side and the implicit mode, tested directly.
 import t from 'tap';
 import { spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { rootCertificates } from 'node:tls';
+import { readClientCredentials, SYSTEM_CA_BUNDLE } from '../src/client/credentials';
 import { shellAssignments } from '../src/process/app';
 import { clientAppEnvironment, parseClientArgs } from '../src/client/options';
 import { commandMissing } from '../src/process/command-path';
@@ -43,4 +46,17 @@ t.test('commandMissing: as execvp looks', async (t) => {
   t.equal(commandMissing('no-such-program-here', '/bin:/usr/bin'), 'ENOENT');
   t.equal(commandMissing('/etc/passwd', undefined), 'EACCES', 'there, but not executable');
   t.equal(commandMissing('/bin', undefined), 'ENOENT', 'a directory is not a program');
+});
+
+t.test("readClientCredentials: without CAFILE or CADIR, the system's bundle, else Node's bundled list, named either way", async (t) => {
+  const parsed = parseClientArgs(['-k', 'a.test', 'app'], {});
+  if (parsed.kind !== 'run') throw new Error('not parsed');
+  const system = readClientCredentials(parsed.config.tls);
+  t.equal(system.trustSource, SYSTEM_CA_BUNDLE);
+  t.equal(system.ca, readFileSync(SYSTEM_CA_BUNDLE, 'latin1'));
+  // Named, since --use-openssl-ca makes Node's default OpenSSL's own store.
+  const bundled = readClientCredentials(parsed.config.tls, '/nonexistent/ca-certificates.crt');
+  t.equal(bundled.trustSource, "Node's built-in CA list");
+  t.same(bundled.ca, [...rootCertificates]);
+  t.ok(rootCertificates.length > 100, `${rootCertificates.length} certificates`);
 });

@@ -83,7 +83,7 @@ t.test('make install PREFIX=...: executables, run-time modules, man pages; then 
   t.same(readdirSync(join(prefix, 'lib/ucspi-tls-wrap/build')).sort(), [...programs.map((p) => `${p}.js`), 'ucspi-tls-server-worker.js'].sort(),
     'per executable one file with its modules and minimist in it, and the server\'s worker: no node_modules, no tests');
   for (const p of programs) {
-    t.equal(readFileSync(join(prefix, 'lib/ucspi-tls-wrap/bin', p), 'latin1').split('\n')[0], '#!/usr/bin/env node', `${p}: the node in PATH`);
+    t.equal(readFileSync(join(prefix, 'lib/ucspi-tls-wrap/bin', p), 'latin1').split('\n')[0], '#!/usr/bin/env -S node --use-openssl-ca', `${p}: the node in PATH`);
   }
   t.notOk(existsSync(join(prefix, 'lib/ucspi-tls-wrap/node_modules')));
   t.ok(existsSync(join(prefix, 'share/doc/ucspi-tls-wrap/examples/systemd/submission@.service')), 'examples');
@@ -106,7 +106,7 @@ t.test('make install NODE=...: the executables run on that node, whatever PATH h
   const node = join(dir, 'node-bin', 'node');
   make(['install', `PREFIX=${prefix}`, `NODE=${node}`]);
   for (const p of programs) {
-    t.equal(readFileSync(join(prefix, 'lib/ucspi-tls-wrap/bin', p), 'latin1').split('\n')[0], `#!${node}`, `${p}: #!${node}`);
+    t.equal(readFileSync(join(prefix, 'lib/ucspi-tls-wrap/bin', p), 'latin1').split('\n')[0], `#!${node} --use-openssl-ca`, `${p}: #!${node} --use-openssl-ca`);
   }
   mkdirSync(join(dir, 'node-bin'));
   writeFileSync(node, `#!/bin/sh\necho "ran by the named node" >&2\nexec '${process.execPath}' "$@"\n`, { mode: 0o755 });

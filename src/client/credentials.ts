@@ -1,6 +1,7 @@
 // ucspi-tls-client's files, read and checked before the app starts: the trust anchors and
 // the optional client certificate. A bad one is exit 111 and the app never runs.
 import { existsSync, readFileSync } from 'node:fs';
+import { rootCertificates } from 'node:tls';
 import type { ClientTlsConfig } from './options';
 import { errorWords } from '../messages';
 import { CredentialsError, readPair, readTrust, type PairCredentials } from '../tls/credentials';
@@ -9,7 +10,7 @@ import { CredentialsError, readPair, readTrust, type PairCredentials } from '../
 export const SYSTEM_CA_BUNDLE = '/etc/ssl/certs/ca-certificates.crt';
 
 export interface ClientCredentials {
-  /** Trust anchors as PEM; undefined: Node's built-in Mozilla list. */
+  /** Trust anchors as PEM. */
   ca?: string | string[];
   crl?: string[];
   /** Where the anchors came from, for the log. */
@@ -33,6 +34,9 @@ export function readClientCredentials(c: ClientTlsConfig, systemBundle = SYSTEM_
     }
     out.trustSource = systemBundle;
   } else {
+    // Named, not left to Node's default: the executables run with --use-openssl-ca, which
+    // would make the default OpenSSL's own (often empty) store.
+    out.ca = [...rootCertificates];
     out.trustSource = "Node's built-in CA list";
   }
   if (c.pair !== undefined) out.pair = readPair({ pairs: [c.pair] }, c.pair);

@@ -81,8 +81,9 @@ export class Pool {
           // Buffers in the credentials pass as Buffers.
           serialization: 'advanced',
           stdio: [code, 'ignore', 'inherit', 'ipc'],
-          // Its young generation stays small: see young-generation.ts.
-          execArgv: SMALL_YOUNG_GENERATION,
+          // Its young generation stays small: see young-generation.ts. And no bundled root
+          // store, as for the executables (see bin/ucspi-tls-server).
+          execArgv: [...SMALL_YOUNG_GENERATION, '--use-openssl-ca'],
           // The worker needs nothing of the launcher's environment or directory.
           env: {},
           cwd: '/',
