@@ -15,9 +15,9 @@ BINDIR ?= $(PREFIX)/bin
 LIBDIR ?= $(PREFIX)/lib/ucspi-tls-wrap
 MANDIR ?= $(PREFIX)/share/man
 DOCDIR ?= $(PREFIX)/share/doc/ucspi-tls-wrap
-# The node the installed executables run on. Empty: `#!/usr/bin/env -S node --use-openssl-ca`,
-# the first node in the PATH the launcher gives; a path (NODE=/opt/node-v24/bin/node) is
-# written into their first line instead, with the same option (see bin/ucspi-tls-wrap).
+# The node the installed executables run on. Empty: `#!/usr/bin/env -S node OPTIONS...`, the
+# first node in the PATH the launcher gives; a path (NODE=/opt/node-v24/bin/node) is written
+# into their first line in its place, with the same options (see bin/ucspi-tls-wrap).
 NODE ?=
 
 # The Node.js runtimes `make check` runs every test on, one after the other, and `make bench`
@@ -58,7 +58,7 @@ install: all
 	install -m 644 package.json $(DESTDIR)$(LIBDIR)/
 	for p in $(PROGRAMS); do \
 	  install -m 644 build/$$p.js $(DESTDIR)$(LIBDIR)/build/ && \
-	  sed '1s|^#!.*|#!$(or $(NODE),/usr/bin/env -S node) --use-openssl-ca|' bin/$$p > $(DESTDIR)$(LIBDIR)/bin/$$p && \
+	  sed '1s|^#!/usr/bin/env -S node |#!/usr/bin/env -S $(or $(NODE),node) |' bin/$$p > $(DESTDIR)$(LIBDIR)/bin/$$p && \
 	  chmod 755 $(DESTDIR)$(LIBDIR)/bin/$$p && \
 	  ln -sfn "$$(realpath -m --relative-to=$(BINDIR) $(LIBDIR)/bin/$$p)" $(DESTDIR)$(BINDIR)/$$p || exit 1; \
 	done

@@ -9,6 +9,10 @@ import { APP, baseEnv, freePort, makeCert, ROOT, run, tcpserver, tempDir, tlsSes
 const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string; bin: Record<string, string> };
 const programs = Object.keys(pkg.bin);
 
+function firstLine(file: string): string {
+  return readFileSync(file, 'latin1').split('\n')[0]!;
+}
+
 function make(args: string[]): void {
   execFileSync('make', ['-s', '-C', ROOT, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
 }
@@ -83,7 +87,8 @@ t.test('make install PREFIX=...: executables, run-time modules, man pages; then 
   t.same(readdirSync(join(prefix, 'lib/ucspi-tls-wrap/build')).sort(), [...programs.map((p) => `${p}.js`), 'ucspi-tls-server-worker.js'].sort(),
     'per executable one file with its modules and minimist in it, and the server\'s worker: no node_modules, no tests');
   for (const p of programs) {
-    t.equal(readFileSync(join(prefix, 'lib/ucspi-tls-wrap/bin', p), 'latin1').split('\n')[0], '#!/usr/bin/env -S node --use-openssl-ca', `${p}: the node in PATH`);
+    t.equal(firstLine(join(prefix, 'lib/ucspi-tls-wrap/bin', p)), firstLine(join(ROOT, 'bin', p)), `${p}: the node in PATH, with the options of bin/${p}`);
+    t.match(firstLine(join(prefix, 'lib/ucspi-tls-wrap/bin', p)), /^#!\/usr\/bin\/env -S node --use-openssl-ca( |$)/);
   }
   t.notOk(existsSync(join(prefix, 'lib/ucspi-tls-wrap/node_modules')));
   t.ok(existsSync(join(prefix, 'share/doc/ucspi-tls-wrap/examples/systemd/submission@.service')), 'examples');
@@ -106,7 +111,7 @@ t.test('make install NODE=...: the executables run on that node, whatever PATH h
   const node = join(dir, 'node-bin', 'node');
   make(['install', `PREFIX=${prefix}`, `NODE=${node}`]);
   for (const p of programs) {
-    t.equal(readFileSync(join(prefix, 'lib/ucspi-tls-wrap/bin', p), 'latin1').split('\n')[0], `#!${node} --use-openssl-ca`, `${p}: #!${node} --use-openssl-ca`);
+    t.equal(firstLine(join(prefix, 'lib/ucspi-tls-wrap/bin', p)), firstLine(join(ROOT, 'bin', p)).replace(' node ', ` ${node} `), `${p}: ${node}, with the options of bin/${p}`);
   }
   mkdirSync(join(dir, 'node-bin'));
   writeFileSync(node, `#!/bin/sh\necho "ran by the named node" >&2\nexec '${process.execPath}' "$@"\n`, { mode: 0o755 });

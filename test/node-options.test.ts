@@ -1,8 +1,9 @@
-// Every Node process of ours runs with --use-openssl-ca (see bin/ucspi-tls-wrap): without
-// it Node 24 parses its ~140 bundled root certificates whenever `tls` loads, in every
-// helper. The option must reach each process as operators start them: the helper under
-// tcpserver, the server's launcher and its workers, the client under tcpclient, on the
-// runtime this file runs on (`make check` runs it on each).
+// The node options of our processes, as launchers start them, on the runtime this file runs
+// on (`make check` runs it on each): every process runs with --use-openssl-ca (without it
+// Node 24 parses its ~140 bundled root certificates whenever `tls` loads), and the
+// per-connection ones (the helper under tcpserver, the client under tcpclient) also with
+// V8's compilers and collector on the main thread (see bin/ucspi-tls-wrap). The memory these
+// save is asserted in hostile-memory.test.ts.
 import t from 'tap';
 import { readFileSync, readlinkSync } from 'node:fs';
 import { connect } from 'node:net';
@@ -10,6 +11,7 @@ import { APP, baseEnv, CLIENT, freePort, Lines, makeCert, relayClient, sleep, tc
 import { helperPid, processesOf, serve } from './hostile';
 
 const OPTION = '--use-openssl-ca';
+const PER_CONNECTION = [OPTION, '--no-concurrent-recompilation', '--no-concurrent-sparkplug', '--single-threaded-gc'];
 
 /** The node a process runs and its arguments, from /proc. */
 function nodeArgs(pid: number): { exe: string; args: string[] } {
@@ -30,7 +32,7 @@ t.test('the helper under tcpserver', async (t) => {
   await new Lines(sock).reply('220');
   const pid = await helperPid(s.srv);
   t.equal(nodeArgs(pid).exe, readlinkSync('/proc/self/exe'), "this runtime's node");
-  t.same(options(pid), [OPTION]);
+  t.same(options(pid), PER_CONNECTION);
 });
 
 t.test("the server's launcher and each of its workers", async (t) => {
@@ -56,6 +58,6 @@ t.test('the client under tcpclient', async (t) => {
     if (pid === undefined) await sleep(20);
   }
   t.ok(pid, 'the client runs');
-  t.same(options(pid!), [OPTION]);
+  t.same(options(pid!), PER_CONNECTION);
   t.equal((await done).status, 3, 'and times out as it should');
 });
