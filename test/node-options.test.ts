@@ -54,7 +54,15 @@ t.test('the client under tcpclient', async (t) => {
   const done = relayClient(port, { PATH: process.env.PATH, REPORT: dir, MODE: 'direct' }, ['-t', '3', '--insecure']);
   let pid: number | undefined;
   for (let i = 0; i < 100 && pid === undefined; i++) {
-    pid = processesOf(dir).find((p) => nodeArgs(p).args.includes(CLIENT));
+    // tcpclient connects, then execs the client: until then the process is tcpclient.
+    pid = processesOf(dir).find((p) => {
+      try {
+        const { exe, args } = nodeArgs(p);
+        return exe === readlinkSync('/proc/self/exe') && args.includes(CLIENT);
+      } catch {
+        return false; // gone meanwhile
+      }
+    });
     if (pid === undefined) await sleep(20);
   }
   t.ok(pid, 'the client runs');
