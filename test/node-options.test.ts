@@ -12,6 +12,8 @@ import { helperPid, processesOf, serve } from './hostile';
 
 const OPTION = '--use-openssl-ca';
 const PER_CONNECTION = [OPTION, '--no-concurrent-recompilation', '--no-concurrent-sparkplug', '--single-threaded-gc'];
+/** The node this file runs on, which the tests' PATH gives the executables too. */
+const THIS_NODE = readlinkSync('/proc/self/exe');
 
 /** The node a process runs and its arguments, from /proc. */
 function nodeArgs(pid: number): { exe: string; args: string[] } {
@@ -31,7 +33,7 @@ t.test('the helper under tcpserver', async (t) => {
   t.teardown(() => sock.destroy());
   await new Lines(sock).reply('220');
   const pid = await helperPid(s.srv);
-  t.equal(nodeArgs(pid).exe, readlinkSync('/proc/self/exe'), "this runtime's node");
+  t.equal(nodeArgs(pid).exe, THIS_NODE, "this runtime's node");
   t.same(options(pid), PER_CONNECTION);
 });
 
@@ -58,7 +60,7 @@ t.test('the client under tcpclient', async (t) => {
     pid = processesOf(dir).find((p) => {
       try {
         const { exe, args } = nodeArgs(p);
-        return exe === readlinkSync('/proc/self/exe') && args.includes(CLIENT);
+        return exe === THIS_NODE && args.includes(CLIENT);
       } catch {
         return false; // gone meanwhile
       }

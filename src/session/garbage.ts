@@ -11,9 +11,10 @@
 // The collector is exposed only once bulk data flows, not by a node flag: `--expose-gc` on
 // the command line, like any V8 flag that changes what V8 compiles, makes V8 refuse Node's
 // code cache for its built-in modules, and loading child_process, crypto and tls without
-// it costs several milliseconds per connection (9 ms on Node 24). (Changing flags later only affects what is compiled afterwards.) Both are
-// V8's, not Node's API: where a Node refuses the flag or gives no `gc`, there is no
-// collection, and the relay runs on with V8's own timing.
+// it costs several milliseconds per connection (9 ms on Node 24). (Changing flags later
+// only affects what is compiled afterwards.) Both are V8's, not Node's API: where a Node
+// refuses the flag or gives no `gc`, there is no collection, and the relay runs on with
+// V8's own timing.
 import { keepYoungGenerationSmall } from './young-generation';
 
 const EVERY = 1024 * 1024;
