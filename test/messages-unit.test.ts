@@ -1,4 +1,5 @@
-// How fatal conditions are worded (pure), and the README's command extraction.
+// How fatal conditions are worded (pure), and what the documents' tests read from Markdown:
+// command blocks, links and headings' anchors.
 import t from 'tap';
 import { cannotRunMessage, errnoWords, errorWords, keyDefaultMessage, logFileMessage, usageMessage } from '../src/messages';
 import { anchors, commandsOf, fences, indentedCode, links, shellBlocks, slug } from './readme';
