@@ -92,6 +92,7 @@ t.test('make install PREFIX=...: executables, run-time modules, man pages; then 
   }
   t.notOk(existsSync(join(prefix, 'lib/ucspi-tls-wrap/node_modules')));
   t.ok(existsSync(join(prefix, 'share/doc/ucspi-tls-wrap/examples/systemd/submission@.service')), 'examples');
+  for (const doc of ['README.md', 'HACKING.md']) t.ok(existsSync(join(prefix, 'share/doc/ucspi-tls-wrap', doc)), doc);
   await versions(t, join(prefix, 'bin'));
   await servesUnderTcpserver(t, join(prefix, 'bin', 'ucspi-tls-wrap'));
   await servesAsServer(t, join(prefix, 'bin', 'ucspi-tls-server'));
@@ -141,6 +142,7 @@ t.test('npm pack, then npm install -g of the tarball: commands and man pages', a
   const listing = execFileSync('tar', ['tzf', tarball], { encoding: 'utf8' });
   t.match(listing, /^package\/build\/src\/helper\/main\.js$/m);
   t.match(listing, /^package\/man\/ucspi-tls\.7$/m);
+  t.match(listing, /^package\/HACKING\.md$/m, 'the developers\' document, which the README and ucspi-tls(7) point to');
   t.match(listing, /^package\/build\/ucspi-tls-wrap\.js$/m, 'the helper in one file');
   t.match(listing, /^package\/build\/ucspi-tls-server-worker\.js$/m, 'the server\'s worker');
   t.notMatch(listing, /^package\/build\/test\//m, 'no tests in the package');

@@ -1,7 +1,8 @@
-// How fatal conditions are worded (pure), and the README's command extraction.
+// How fatal conditions are worded (pure), and what the documents' tests read from Markdown:
+// command blocks, links and headings' anchors.
 import t from 'tap';
 import { cannotRunMessage, errnoWords, errorWords, keyDefaultMessage, logFileMessage, usageMessage } from '../src/messages';
-import { commandsOf, fences, indentedCode, shellBlocks } from './readme';
+import { anchors, commandsOf, fences, indentedCode, links, shellBlocks, slug } from './readme';
 
 t.test('errno codes in words', async (t) => {
   t.equal(errnoWords('ENOENT'), 'no such file');
@@ -56,4 +57,14 @@ t.test('shell blocks under their headings', async (t) => {
     'y "#no" \\# z',
   ], 'a quoted string across lines is one command; only an unquoted word-start # is a comment');
   t.throws(() => commandsOf("echo 'open"), /unclosed/);
+});
+
+t.test('links and the anchors GitHub gives headings', async (t) => {
+  t.equal(slug("Runtimes: node options and Node's internals"), 'runtimes-node-options-and-nodes-internals');
+  t.equal(slug('ucspi-tls-wrap or ucspi-tls-server?'), 'ucspi-tls-wrap-or-ucspi-tls-server');
+  t.equal(slug('The resident server: `ucspi-tls-server`'), 'the-resident-server-ucspi-tls-server');
+  t.equal(slug('Implicit TLS (ports 465, 993, 995)'), 'implicit-tls-ports-465-993-995');
+  const md = ['# A b', '## Same', '```sh', '## not a heading [x](no.md)', '```', '### Same', 'see [here](b.md#c) and `[code](no.md)`, [top](#a-b)'].join('\n');
+  t.same([...anchors(md)], ['a-b', 'same', 'same-1']);
+  t.same(links(md), [{ target: 'b.md#c', line: 7 }, { target: '#a-b', line: 7 }], 'none from a fence or a code span');
 });

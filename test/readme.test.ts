@@ -1,20 +1,23 @@
-// Every command in README.md, run as written. The commands are the ```sh blocks, found by
-// the heading above them; each heading has a runner below that knows the block's commands,
-// substitutes only the ports and the paths of files it must, and runs them. A block
-// without a runner, or a command a runner does not know, fails the test: README and test
-// cannot drift apart. (examples/README.md's block is run by examples.test.ts.)
+// Every command in README.md and HACKING.md, run as written. The commands are the ```sh
+// blocks, found by the heading above them; each heading has a runner below that knows the
+// block's commands, substitutes only the ports and the paths of files it must, and runs
+// them. A block without a runner, or a command a runner does not know, fails the test: the
+// documents and the test cannot drift apart. (examples/README.md's block is run by
+// examples.test.ts.) Also: the README stays short and opens with the two set-up commands,
+// links between the documents lead somewhere, and the README's figures are HACKING.md's.
 import t, { type Test } from 'tap';
 import { spawnSync } from 'node:child_process';
 import { copyFileSync, existsSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join, relative } from 'node:path';
 import { CLIENT_USAGE } from '../src/client/options';
 import { USAGE } from '../src/helper/options';
 import { USAGE as SERVER_USAGE } from '../src/server/options';
 import { freePort, ROOT, run, tempDir, WITHOUT_TEST_HOOKS } from './helpers';
 import { Job, listening } from './group';
-import { commandsOf, fences, indentedCode, shellBlocks, type ShellBlock } from './readme';
+import { anchors, commandsOf, fences, indentedCode, links, shellBlocks, type ShellBlock } from './readme';
 
 const README = readFileSync(join(ROOT, 'README.md'), 'utf8');
+const HACKING = readFileSync(join(ROOT, 'HACKING.md'), 'utf8');
 const VERSION = (JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string }).version;
 /** As after `make install`: the executables in PATH. */
 const PATH = `${join(ROOT, 'bin')}:${process.env.PATH}`;
@@ -201,7 +204,11 @@ const runners: Record<string, Runner> = {
     expectCommands(t, commands, [/^make bench$/]);
     t.match(dryRun(t, commands[0]!), /with-node \$r node build\/bench\/bench\.js /m, 'make bench runs the benchmark (it takes minutes: not run here)');
   },
-  'For developers/Building and testing': async (t, commands) => {
+};
+
+/** HACKING.md's blocks. */
+const hackingRunners: Record<string, Runner> = {
+  'Building and testing': async (t, commands) => {
     expectCommands(t, commands, [/^node_modules\/\.bin\/tap build\/test\/\S+\.test\.js$/, /^make soak SOAK_SECONDS=60$/]);
     // In a folder that mirrors the checkout, with a .tap of its own: the suite's own tap run
     // keeps its state in the checkout's .tap while this one runs.
@@ -217,18 +224,51 @@ const runners: Record<string, Runner> = {
 
 const key = (b: ShellBlock): string => (b.subsection !== undefined ? `${b.section}/${b.subsection}` : b.section);
 
-t.test('every command block has a runner, and every runner a block', async (t) => {
-  const blocks = shellBlocks(README);
-  t.same([...new Set(blocks.map(key))].sort(), Object.keys(runners).sort());
-  t.same(indentedCode(README), [], 'no indented code blocks: commands go in ```sh blocks, output in ```text');
-  for (const f of fences(README)) t.ok(['sh', 'ts', 'text'].includes(f.info), `line ${f.line}: a fence says what it holds (${f.info || 'nothing'})`);
+const documents: [string, string, Record<string, Runner>][] = [
+  ['README.md', README, runners],
+  ['HACKING.md', HACKING, hackingRunners],
+];
+
+for (const [name, text, byHeading] of documents) {
+  t.test(`${name}: every command block has a runner, and every runner a block`, async (t) => {
+    t.same([...new Set(shellBlocks(text).map(key))].sort(), Object.keys(byHeading).sort());
+    t.same(indentedCode(text), [], 'no indented code blocks: commands go in ```sh blocks, output in ```text');
+    for (const f of fences(text)) t.ok(['sh', 'ts', 'text'].includes(f.info), `line ${f.line}: a fence says what it holds (${f.info || 'nothing'})`);
+  });
+  for (const block of shellBlocks(text)) {
+    const runner = byHeading[key(block)];
+    if (runner === undefined) continue; // the test above fails
+    t.test(`${name} line ${block.line}, under "${key(block)}": ${commandsOf(block.code).join(' ; ').slice(0, 80)}`, (t) => runner(t, commandsOf(block.code)));
+  }
+}
+
+t.test('the README is for operators: at most 350 lines, and the two set-up commands first', async (t) => {
+  const lines = README.replace(/\n$/, '').split('\n');
+  t.ok(lines.length <= 350, `${lines.length} lines`);
+  t.equal(lines[0], '# ucspi-tls-wrap', 'the title');
+  t.equal(lines[1], '', 'then nothing');
+  const first = shellBlocks(README)[0];
+  t.equal(first?.line, 3, 'then the first block of commands');
+  t.same(commandsOf(first?.code ?? ''), ['make demo', 'make check'], 'make demo and make check');
+  t.match(README, /\]\(HACKING\.md\)/, 'the rest is in HACKING.md, and the README says so');
 });
 
-for (const block of shellBlocks(README)) {
-  const runner = runners[key(block)];
-  if (runner === undefined) continue; // the test above fails
-  t.test(`README line ${block.line}, under "${key(block)}": ${commandsOf(block.code).join(' ; ').slice(0, 80)}`, (t) => runner(t, commandsOf(block.code)));
-}
+t.test('links between the documents lead to a file and a heading that exist', async (t) => {
+  let checked = 0;
+  for (const doc of ['README.md', 'HACKING.md', 'examples/README.md']) {
+    const text = readFileSync(join(ROOT, doc), 'utf8');
+    for (const { target, line } of links(text)) {
+      if (/^[a-z]+:/.test(target)) continue; // a web address: not ours to check here
+      const [path, anchor] = target.split('#') as [string, string | undefined];
+      const file = path === '' ? join(ROOT, doc) : join(ROOT, dirname(doc), path);
+      const where = `${doc}:${line} ${target}`;
+      t.ok(existsSync(file) && relative(ROOT, file).split('/')[0] !== '..', `${where}: the file is in the checkout`);
+      if (anchor !== undefined) t.ok(existsSync(file) && anchors(readFileSync(file, 'utf8')).has(anchor), `${where}: the heading exists`);
+      checked++;
+    }
+  }
+  t.ok(checked >= 8, `${checked} links checked`);
+});
 
 t.test('-q is described the same way in --help, the README and the man pages', async (t) => {
   const readme = /^\| `-q`, `--quiet` \| (.+) \|$/m.exec(README)?.[1];
@@ -243,10 +283,50 @@ t.test('-q is described the same way in --help, the README and the man pages', a
   }
 });
 
-t.test('bench/RESULTS.md keeps the runs; the README only the current table', async (t) => {
-  t.notMatch(README, /The run before|Before the code cache|Before the work on speed/, 'no history in the README');
+/** The benchmark's tables in a document: after each `machine: …; Node vNN.…` line, rows by name, cells by column. */
+function benchRuns(text: string): Map<string, Map<string, Map<string, string>>> {
+  const runs = new Map<string, Map<string, Map<string, string>>>();
+  const lines = text.split('\n');
+  lines.forEach((l, i) => {
+    const m = /^machine: .*; Node v(\d+)\./.exec(l);
+    if (m === null) return;
+    const start = lines.findIndex((x, j) => j > i && x.startsWith('|'));
+    runs.set(m[1]!, table(lines, start));
+  });
+  return runs;
+}
+
+/** A Markdown table from its header line: each row's cells by the header's names. */
+function table(lines: string[], start: number): Map<string, Map<string, string>> {
+  const cells = (l: string): string[] => l.split('|').slice(1, -1).map((c) => c.trim());
+  const header = cells(lines[start] ?? '');
+  const rows = new Map<string, Map<string, string>>();
+  for (let i = start + 2; lines[i]?.startsWith('|') === true; i++) {
+    const row = cells(lines[i]!);
+    rows.set(row[0]!, new Map(header.slice(1).map((h, k) => [h, row[k + 1] ?? ''])));
+  }
+  return rows;
+}
+
+t.test('bench/RESULTS.md keeps the runs, HACKING.md the current tables, the README a few of their figures', async (t) => {
+  for (const [name, text] of [['README.md', README], ['HACKING.md', HACKING]] as const) {
+    t.notMatch(text, /The run before|Before the code cache|Before the work on speed/, `no history in ${name}`);
+  }
   t.match(readFileSync(join(ROOT, 'bench', 'RESULTS.md'), 'utf8'), /Before the work on speed/);
-  const runs = (README.match(/^machine: .*; Node v(\d+)\./gm) ?? []).map((l) => /Node v(\d+)\./.exec(l)![1]);
-  t.same(runs, ['20', '24'], 'one run on each runtime CI tests');
-  t.equal((README.match(/^\| ucspi-tls-wrap \(STARTTLS\) /gm) ?? []).length, runs.length, 'one table of figures per run');
+  const runs = benchRuns(HACKING);
+  t.same([...runs.keys()], ['20', '24'], 'one run on each runtime CI tests');
+  t.equal((HACKING.match(/^\| ucspi-tls-wrap \(STARTTLS\) /gm) ?? []).length, runs.size, 'one table of figures per run');
+  t.same([...benchRuns(README).keys()], [], 'no full run in the README');
+  // The README's one table: its first header cell names the run, its rows and columns are the run's.
+  const lines = README.split('\n');
+  const start = lines.findIndex((l) => /^\| Node \d+ \| banner ms \|/.test(l));
+  t.ok(start > 0, 'the README has its short table');
+  const runtime = /^\| Node (\d+) /.exec(lines[start] ?? '')?.[1] ?? '';
+  const full = runs.get(runtime);
+  t.ok(full, `HACKING.md has the Node ${runtime} run the README quotes`);
+  const short = table(lines, start);
+  t.ok(short.size >= 4, `${short.size} rows`);
+  for (const [row, columns] of short) {
+    for (const [column, figure] of columns) t.equal(figure, full?.get(row)?.get(column), `${row}, ${column}: the figure of HACKING.md's Node ${runtime} table`);
+  }
 });

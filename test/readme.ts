@@ -123,3 +123,43 @@ export function indentedCode(markdown: string): number[] {
   });
   return out;
 }
+
+/** A link written `[text](target)` outside code. */
+export interface Link {
+  target: string;
+  line: number;
+}
+
+/** The links of a Markdown file, but those in fenced blocks and in `code spans`. */
+export function links(markdown: string): Link[] {
+  const out: Link[] = [];
+  let inFence = false;
+  markdown.split('\n').forEach((l, i) => {
+    if (l.startsWith('```')) inFence = !inFence;
+    if (inFence) return;
+    for (const m of l.replace(/`[^`]*`/g, '``').matchAll(/\]\(([^)\s]+)\)/g)) out.push({ target: m[1]!, line: i + 1 });
+  });
+  return out;
+}
+
+/** The anchor GitHub gives a heading: lower case, punctuation dropped, spaces as hyphens. */
+export function slug(heading: string): string {
+  return heading.toLowerCase().replace(/[^\p{L}\p{N}\s_-]/gu, '').replace(/\s/g, '-');
+}
+
+/** Every heading's anchor, a repeated one numbered as GitHub numbers it (`-1`, `-2`, ...). */
+export function anchors(markdown: string): Set<string> {
+  const seen = new Map<string, number>();
+  const out = new Set<string>();
+  let inFence = false;
+  for (const l of markdown.split('\n')) {
+    if (l.startsWith('```')) inFence = !inFence;
+    const h = inFence ? null : /^#{1,6} (.+)$/.exec(l);
+    if (h === null) continue;
+    const base = slug(h[1]!.trim());
+    const n = seen.get(base) ?? 0;
+    seen.set(base, n + 1);
+    out.add(n === 0 ? base : `${base}-${n}`);
+  }
+  return out;
+}
