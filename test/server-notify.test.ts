@@ -1,0 +1,302 @@
+// ucspi-tls-server under systemd's readiness protocol (Type=notify): the messages it sends
+// to NOTIFY_SOCKET, read from a real AF_UNIX datagram socket as systemd reads them, with the
+// sender's pid (SCM_CREDENTIALS) by which systemd attributes each one to the service.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, symlinkSync, writeFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { join } from 'node:path';
+import type { Socket } from 'node:net';
+import t, { type Test } from 'tap';
+import { APP, baseEnv, freePort, Lines, logged, makeCert, ROOT, SERVER, ServerLauncher, sleep, startTls, tempDir, within, WITHOUT_TEST_HOOKS } from './helpers';
+import { selfSigned } from './pki';
+
+const READER = join(ROOT, 'test', 'apps', 'notify-socket');
+
+interface Message {
+  pid: number;
+  uid: number;
+  /** The datagram: NAME=value assignments, one a line. */
+  data: string;
+}
+
+/** The service manager's end: a datagram socket bound at `where` (a path or @name). */
+class NotifySocket {
+  readonly messages: Message[] = [];
+  private readonly proc: ChildProcess;
+  private bound: Promise<void>;
+  private buffered = '';
+
+  constructor(t: Test, readonly where: string) {
+    this.proc = spawn(READER, [where], { stdio: ['ignore', 'pipe', 'inherit'] });
+    t.teardown(() => void this.proc.kill());
+    this.bound = new Promise((resolve, reject) => {
+      this.proc.stdout!.setEncoding('utf8');
+      this.proc.stdout!.on('data', (d: string) => {
+        this.buffered += d;
+        let nl: number;
+        while ((nl = this.buffered.indexOf('\n')) >= 0) {
+          const line = JSON.parse(this.buffered.slice(0, nl)) as Message | { bound: string };
+          this.buffered = this.buffered.slice(nl + 1);
+          if ('bound' in line) resolve();
+          else this.messages.push(line);
+        }
+      });
+      this.proc.once('exit', (code) => reject(new Error(`the notify socket's reader exited with ${code}`)));
+    });
+  }
+
+  ready(): Promise<void> {
+    return within(this.bound, 10000, 'the notify socket');
+  }
+
+  /** What the server sent, without systemd-notify's own BARRIER=1. */
+  sent(): Message[] {
+    return this.messages.filter((m) => m.data !== 'BARRIER=1');
+  }
+
+  /** The messages that change the service's state, each as its assignments. */
+  states(): Array<Map<string, string>> {
+    return this.sent()
+      .map((m) => assignments(m.data))
+      .filter((a) => a.has('READY') || a.has('RELOADING') || a.has('STOPPING'));
+  }
+
+  /** The first message from index `from` on whose assignments pass `test`. */
+  async next(from: number, test: (a: Map<string, string>) => boolean, ms = 15000): Promise<{ at: number; a: Map<string, string>; m: Message }> {
+    for (let waited = 0; waited < ms; waited += 20) {
+      const sent = this.sent();
+      for (let i = from; i < sent.length; i++) {
+        const a = assignments(sent[i]!.data);
+        if (test(a)) return { at: i, a, m: sent[i]! };
+      }
+      await sleep(20);
+    }
+    throw new Error(`no such message after ${ms} ms; got ${JSON.stringify(this.sent())}`);
+  }
+}
+
+function assignments(data: string): Map<string, string> {
+  return new Map(data.split('\n').filter((l) => l !== '').map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]));
+}
+
+/** The server as systemd starts it: NOTIFY_SOCKET (and the watchdog's variables) in its environment. */
+function server(t: Test, port: number, env: NodeJS.ProcessEnv, flags: string[]): ServerLauncher {
+  const srv = new ServerLauncher(WITHOUT_TEST_HOOKS[0]!, [...WITHOUT_TEST_HOOKS.slice(1), SERVER, ...flags, '127.0.0.1', String(port), APP], env);
+  t.teardown(() => srv.stop());
+  return srv;
+}
+
+/** One STARTTLS session through to QUIT. */
+async function session(port: number): Promise<void> {
+  const tls = await within(startTls(port), 20000, 'STARTTLS');
+  const lines = new Lines(tls as unknown as Socket);
+  tls.write('QUIT\r\n');
+  if ((await within(lines.line(), 10000, 'QUIT')) !== '221 bye') throw new Error('no 221');
+  tls.destroy();
+}
+
+const FIGURES = /^connections: \d+ now \(limit 40\), \d+ accepted, \d+ refused; tls: \d+ started, \d+ handshakes failed; workers: 2 of 2 answering$/;
+
+t.test('READY=1 once listening, RELOADING=1 and READY=1 around reloads (one refused), STATUS= with the figures, STOPPING=1', async (t) => {
+  const dir = tempDir(t, 'utw-notify-');
+  const certs = makeCert(dir);
+  const notify = new NotifySocket(t, join(dir, 'notify'));
+  await notify.ready();
+  const port = await freePort();
+  const srv = server(t, port, baseEnv(certs, { REPORT: dir, NOTIFY_SOCKET: notify.where }), ['-w', '2']);
+
+  const ready = await notify.next(0, (a) => a.has('READY'));
+  t.equal(ready.at, 0, 'READY=1 is the first message');
+  t.same([...ready.a.keys()], ['READY', 'STATUS']);
+  t.equal(ready.a.get('READY'), '1');
+  t.match(ready.a.get('STATUS'), FIGURES, 'with the figures as its status');
+  t.match(ready.a.get('STATUS'), /^connections: 0 now \(limit 40\), 0 accepted, 0 refused; /);
+  // systemd attributes a message by its sender: the launcher, the service's main PID, so
+  // that NotifyAccess=main accepts it (systemd-notify sends as its parent when root).
+  t.equal(ready.m.pid, srv.pid, "sent as the launcher's pid");
+  t.match(srv.err, /^ucspi-tls-server: listening on 127\.0\.0\.1 port \d+, 2 workers, at most 40 connections$/m, 'sent once the server listens');
+  t.equal(srv.workers().length, 2, 'and its workers are up');
+  // Nothing else waited for: a client connects as soon as systemd hears READY=1.
+  await session(port);
+  await srv.end({ nth: 0 });
+  const env = readFileSync(join(dir, 'env'), 'utf8');
+  t.match(env, /^REPORT=/m, "the app's environment as written");
+  t.notMatch(env, /^(NOTIFY_SOCKET|WATCHDOG_USEC|WATCHDOG_PID)=/m, 'without NOTIFY_SOCKET: the app cannot speak for the service');
+
+  // SIGUSR1: the figures, logged and as the status.
+  srv.proc.kill('SIGUSR1');
+  const status = await notify.next(1, (a) => a.has('STATUS'));
+  t.same([...status.a.keys()], ['STATUS'], 'the status alone');
+  t.match(status.a.get('STATUS'), /^connections: 0 now \(limit 40\), 1 accepted, 0 refused; tls: 1 started, 0 handshakes failed; workers: 2 of 2 answering$/);
+
+  // SIGHUP: RELOADING=1 with the time it began on CLOCK_MONOTONIC (the same clock in every
+  // process: before the signal, before the message arrived), then READY=1.
+  const before = process.hrtime.bigint() / 1000n;
+  srv.proc.kill('SIGHUP');
+  const reloading = await notify.next(status.at + 1, (a) => a.has('RELOADING'));
+  const got = process.hrtime.bigint() / 1000n;
+  t.same([...reloading.a.keys()], ['RELOADING', 'MONOTONIC_USEC']);
+  const usec = BigInt(reloading.a.get('MONOTONIC_USEC')!);
+  t.ok(usec >= before && usec <= got, `MONOTONIC_USEC=${usec}: after ${before}, before ${got}`);
+  const reloaded = await notify.next(reloading.at + 1, (a) => a.has('READY'));
+  t.equal(reloaded.at, reloading.at + 1, 'READY=1 right after');
+  t.match(reloaded.a.get('STATUS'), FIGURES, 'the status: the figures, nothing refused');
+  t.match(srv.err, /^ucspi-tls-server: reloaded \(SIGHUP\): 1 certificate/m);
+
+  // A reload refused (the certificate is not one): the same two messages, the status says so.
+  const good = readFileSync(certs.cert);
+  writeFileSync(certs.cert, 'not a certificate\n');
+  srv.proc.kill('SIGHUP');
+  const refusing = await notify.next(reloaded.at + 1, (a) => a.has('RELOADING'));
+  t.ok(refusing.a.has('MONOTONIC_USEC'));
+  const refused = await notify.next(refusing.at + 1, (a) => a.has('READY'));
+  t.equal(refused.at, refusing.at + 1, 'READY=1 right after: the old files still serve');
+  const words = refused.a.get('STATUS')!;
+  t.match(words, /^reload \(SIGHUP\) refused: .*CERTFILE.*; still serving the files read before \| connections: /, 'the status says the reload was refused, and why');
+  t.ok(srv.err.includes(`ucspi-tls-server: ${words.slice(0, words.indexOf(' | '))}\n`), 'in the words of the log line');
+  await session(port);
+  await srv.end({ nth: 1 });
+
+  // The files put right: the next reload clears it.
+  writeFileSync(certs.cert, good);
+  srv.proc.kill('SIGHUP');
+  const fixed = await notify.next(refused.at + 1, (a) => a.has('READY'));
+  t.match(fixed.a.get('STATUS'), FIGURES, 'refused no longer');
+
+  srv.proc.kill('SIGTERM');
+  t.same(await srv.exit(), { status: 0, signal: null });
+  const states = notify.states();
+  t.same(states.map((a) => [...a.keys()][0]), ['READY', 'RELOADING', 'READY', 'RELOADING', 'READY', 'RELOADING', 'READY', 'STOPPING'], 'the states in order');
+  const stopping = states[states.length - 1]!;
+  t.equal(stopping.get('STOPPING'), '1');
+  t.equal(stopping.get('STATUS'), 'SIGTERM: no longer accepting; 0 session(s) left');
+  t.equal(notify.sent()[notify.sent().length - 1]!.data, 'STOPPING=1\nSTATUS=SIGTERM: no longer accepting; 0 session(s) left', 'STOPPING=1 is the last message, sent before the server exits');
+  t.ok(notify.sent().every((m) => m.pid === srv.pid), 'every message as the launcher');
+});
+
+t.test('--watch: a renewal, told as a reload; an abstract socket (@name)', async (t) => {
+  const dir = tempDir(t, 'utw-notify-watch-');
+  const certs = makeCert(dir);
+  const notify = new NotifySocket(t, `@utw-notify-${randomBytes(6).toString('hex')}`);
+  await notify.ready();
+  const port = await freePort();
+  const srv = server(t, port, baseEnv(certs, { REPORT: dir, NOTIFY_SOCKET: notify.where }), ['-w', '2', '--watch']);
+  const ready = await notify.next(0, (a) => a.has('READY'));
+  t.equal(ready.m.pid, srv.pid);
+
+  // A renewal as certbot does it: new files made aside, renamed over the old ones.
+  const aside = join(dir, 'next');
+  mkdirSync(aside);
+  const fresh = selfSigned(aside, 'new', { subject: '/CN=mail.example.test', san: 'DNS:mail.example.test' });
+  renameSync(fresh.key, certs.key);
+  renameSync(fresh.cert, certs.cert);
+  const reloading = await notify.next(ready.at + 1, (a) => a.has('RELOADING'), 20000);
+  t.match(reloading.a.get('MONOTONIC_USEC'), /^\d+$/);
+  const reloaded = await notify.next(reloading.at + 1, (a) => a.has('READY'));
+  t.equal(reloaded.at, reloading.at + 1, 'then READY=1');
+  t.match(reloaded.a.get('STATUS'), FIGURES);
+  t.match(srv.err, /^ucspi-tls-server: reloaded \(files changed\): 1 certificate/m);
+  srv.proc.kill('SIGTERM');
+  t.same(await srv.exit(), { status: 0, signal: null });
+  t.same(notify.states().map((a) => [...a.keys()][0]), ['READY', 'RELOADING', 'READY', 'STOPPING']);
+});
+
+t.test('WATCHDOG=1 every half WATCHDOG_USEC while every worker answers; none while one is stopped', async (t) => {
+  const dir = tempDir(t, 'utw-notify-watchdog-');
+  const certs = makeCert(dir);
+  const notify = new NotifySocket(t, join(dir, 'notify'));
+  await notify.ready();
+  const port = await freePort();
+  const srv = server(t, port, baseEnv(certs, { REPORT: dir, NOTIFY_SOCKET: notify.where, WATCHDOG_USEC: '2000000' }), ['-w', '2', '--keep-env']);
+  await notify.next(0, (a) => a.has('READY'));
+  const pings = (): number => notify.sent().filter((m) => assignments(m.data).has('WATCHDOG')).length;
+
+  // Every second: some 4 in 4 s; counted loosely, the machine may be busy.
+  const start = pings();
+  await sleep(4000);
+  const running = pings() - start;
+  t.ok(running >= 2 && running <= 8, `${running} pings in 4 s at 2 s WATCHDOG_USEC`);
+  t.ok(notify.sent().every((m) => m.pid === srv.pid), 'each as the launcher');
+  await session(port);
+  await srv.end({ nth: 0 });
+  t.notMatch(readFileSync(join(dir, 'env'), 'utf8'), /^(NOTIFY_SOCKET|WATCHDOG_USEC|WATCHDOG_PID)=/m, "none of it in the app's environment, even with --keep-env");
+  t.match(readFileSync(join(dir, 'env'), 'utf8'), /^CERTFILE=/m, '(--keep-env keeps the rest)');
+
+  // A worker that does not answer (stopped, as a hung one): no ping, and one line says why.
+  const [stopped] = srv.workers();
+  process.kill(stopped!, 'SIGSTOP');
+  t.teardown(() => {
+    try {
+      process.kill(stopped!, 'SIGCONT');
+    } catch {
+      // gone already
+    }
+  });
+  t.ok(await logged(srv, new RegExp(`^ucspi-tls-server: watchdog: worker \\d \\(pid ${stopped}\\) did not answer within 500 ms: WATCHDOG=1 not sent$`, 'm'), 10000), 'the log says why');
+  // A ping already on its way when the worker stopped may still arrive: counted from later on.
+  await sleep(1000);
+  const quiet = pings();
+  await sleep(3000);
+  t.equal(pings() - quiet, 0, 'no ping while the worker is stopped');
+  t.equal(srv.err.match(new RegExp(`watchdog: worker \\d \\(pid ${stopped}\\)`, 'g'))?.length, 1, 'one line, not one a tick');
+  const silent = await notify.next(0, (a) => /workers: 1 of 2 answering$/.test(a.get('STATUS') ?? ''));
+  t.ok(silent, 'the status says so');
+
+  process.kill(stopped!, 'SIGCONT');
+  await notify.next(notify.sent().length, (a) => a.has('WATCHDOG'));
+  t.pass('pings again once it answers');
+  srv.proc.kill('SIGTERM');
+  t.same(await srv.exit(), { status: 0, signal: null });
+});
+
+t.test('WATCHDOG_PID of another process: the watchdog is not ours, no ping', async (t) => {
+  const dir = tempDir(t, 'utw-notify-pid-');
+  const notify = new NotifySocket(t, join(dir, 'notify'));
+  await notify.ready();
+  const port = await freePort();
+  const srv = server(t, port, baseEnv(makeCert(dir), { REPORT: dir, NOTIFY_SOCKET: notify.where, WATCHDOG_USEC: '400000', WATCHDOG_PID: '1' }), ['-w', '1']);
+  await notify.next(0, (a) => a.has('READY'));
+  await sleep(1500);
+  t.equal(notify.sent().filter((m) => assignments(m.data).has('WATCHDOG')).length, 0);
+  srv.proc.kill('SIGTERM');
+  t.same(await srv.exit(), { status: 0, signal: null });
+});
+
+t.test('no systemd-notify in PATH: one line, and the server serves', async (t) => {
+  const dir = tempDir(t, 'utw-notify-missing-');
+  const bin = join(dir, 'bin');
+  mkdirSync(bin);
+  // Every command of the system's but systemd-notify (the app runs some), and this node.
+  for (const name of readdirSync('/usr/bin')) if (name !== 'systemd-notify') symlinkSync(join('/usr/bin', name), join(bin, name));
+  if (!existsSync(join(bin, 'node'))) symlinkSync(process.execPath, join(bin, 'node'));
+  const notify = new NotifySocket(t, join(dir, 'notify'));
+  await notify.ready();
+  const port = await freePort();
+  const srv = server(t, port, { ...baseEnv(makeCert(dir), { REPORT: dir, NOTIFY_SOCKET: notify.where }), PATH: bin }, ['-w', '1']);
+  await srv.ready(port);
+  t.match(srv.err, new RegExp(`^ucspi-tls-server: NOTIFY_SOCKET is set, but systemd-notify is not in PATH \\(${bin.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}\\): systemd is not told when the server is ready, reloads or stops`, 'm'));
+  await session(port);
+  await srv.end({ nth: 0 });
+  srv.proc.kill('SIGHUP');
+  t.ok(await logged(srv, /reloaded \(SIGHUP\)/));
+  srv.proc.kill('SIGTERM');
+  t.same(await srv.exit(), { status: 0, signal: null });
+  t.equal(srv.err.match(/systemd-notify/g)?.length, 1, 'said once');
+  t.same(notify.sent(), [], 'nothing sent');
+});
+
+t.test('NOTIFY_SOCKET where nobody listens: one line, and the server serves', async (t) => {
+  const dir = tempDir(t, 'utw-notify-nobody-');
+  const port = await freePort();
+  const where = join(dir, 'no-such-socket');
+  const srv = server(t, port, baseEnv(makeCert(dir), { REPORT: dir, NOTIFY_SOCKET: where }), ['-w', '1']);
+  await srv.ready(port);
+  t.ok(await logged(srv, /^ucspi-tls-server: systemd-notify READY=1: .+; systemd may not know the server's state \(NOTIFY_SOCKET=.*no-such-socket\)$/m, 10000), 'one line says the message did not go');
+  await session(port);
+  await srv.end({ nth: 0 });
+  srv.proc.kill('SIGHUP');
+  t.ok(await logged(srv, /reloaded \(SIGHUP\)/));
+  srv.proc.kill('SIGTERM');
+  t.same(await srv.exit(), { status: 0, signal: null });
+  t.equal(srv.err.match(/systemd may not know/g)?.length, 1, 'said once, not for every message');
+});
