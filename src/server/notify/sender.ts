@@ -81,7 +81,7 @@ export class NotifySender {
       if (failure === undefined) this.failing = false;
       else if (!this.failing) {
         this.failing = true;
-        this.warn(`${NOTIFY_COMMAND} ${m.assignments[0]!.slice(0, 40)}: ${failure}; systemd may not know the server's state (NOTIFY_SOCKET=${this.socket})`);
+        this.warn(`${NOTIFY_COMMAND} ${m.assignments[0]!.slice(0, 40)}: ${failure}; not told to systemd (NOTIFY_SOCKET=${this.socket})`);
       }
       this.busy = false;
       this.next();
