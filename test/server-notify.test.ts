@@ -1,83 +1,14 @@
 // ucspi-tls-server under systemd's readiness protocol (Type=notify): the messages it sends
 // to NOTIFY_SOCKET, read from a real AF_UNIX datagram socket as systemd reads them, with the
 // sender's pid (SCM_CREDENTIALS) by which systemd attributes each one to the service.
-import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, symlinkSync, writeFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import type { Socket } from 'node:net';
 import t, { type Test } from 'tap';
-import { APP, baseEnv, freePort, Lines, logged, makeCert, ROOT, SERVER, ServerLauncher, sleep, startTls, tempDir, within, WITHOUT_TEST_HOOKS } from './helpers';
+import { APP, baseEnv, freePort, Lines, logged, makeCert, SERVER, ServerLauncher, sleep, startTls, tempDir, within, WITHOUT_TEST_HOOKS } from './helpers';
+import { assignments, NotifySocket } from './notify-socket';
 import { selfSigned } from './pki';
-
-const READER = join(ROOT, 'test', 'apps', 'notify-socket');
-
-interface Message {
-  pid: number;
-  uid: number;
-  /** The datagram: NAME=value assignments, one a line. */
-  data: string;
-}
-
-/** The service manager's end: a datagram socket bound at `where` (a path or @name). */
-class NotifySocket {
-  readonly messages: Message[] = [];
-  private readonly proc: ChildProcess;
-  private bound: Promise<void>;
-  private buffered = '';
-
-  constructor(t: Test, readonly where: string) {
-    this.proc = spawn(READER, [where], { stdio: ['ignore', 'pipe', 'inherit'] });
-    t.teardown(() => void this.proc.kill());
-    this.bound = new Promise((resolve, reject) => {
-      this.proc.stdout!.setEncoding('utf8');
-      this.proc.stdout!.on('data', (d: string) => {
-        this.buffered += d;
-        let nl: number;
-        while ((nl = this.buffered.indexOf('\n')) >= 0) {
-          const line = JSON.parse(this.buffered.slice(0, nl)) as Message | { bound: string };
-          this.buffered = this.buffered.slice(nl + 1);
-          if ('bound' in line) resolve();
-          else this.messages.push(line);
-        }
-      });
-      this.proc.once('exit', (code) => reject(new Error(`the notify socket's reader exited with ${code}`)));
-    });
-  }
-
-  ready(): Promise<void> {
-    return within(this.bound, 10000, 'the notify socket');
-  }
-
-  /** What the server sent, without systemd-notify's own BARRIER=1. */
-  sent(): Message[] {
-    return this.messages.filter((m) => m.data !== 'BARRIER=1');
-  }
-
-  /** The messages that change the service's state, each as its assignments. */
-  states(): Array<Map<string, string>> {
-    return this.sent()
-      .map((m) => assignments(m.data))
-      .filter((a) => a.has('READY') || a.has('RELOADING') || a.has('STOPPING'));
-  }
-
-  /** The first message from index `from` on whose assignments pass `test`. */
-  async next(from: number, test: (a: Map<string, string>) => boolean, ms = 15000): Promise<{ at: number; a: Map<string, string>; m: Message }> {
-    for (let waited = 0; waited < ms; waited += 20) {
-      const sent = this.sent();
-      for (let i = from; i < sent.length; i++) {
-        const a = assignments(sent[i]!.data);
-        if (test(a)) return { at: i, a, m: sent[i]! };
-      }
-      await sleep(20);
-    }
-    throw new Error(`no such message after ${ms} ms; got ${JSON.stringify(this.sent())}`);
-  }
-}
-
-function assignments(data: string): Map<string, string> {
-  return new Map(data.split('\n').filter((l) => l !== '').map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]));
-}
 
 /** The server as systemd starts it: NOTIFY_SOCKET (and the watchdog's variables) in its environment. */
 function server(t: Test, port: number, env: NodeJS.ProcessEnv, flags: string[]): ServerLauncher {
@@ -291,12 +222,12 @@ t.test('NOTIFY_SOCKET where nobody listens: one line, and the server serves', as
   const where = join(dir, 'no-such-socket');
   const srv = server(t, port, baseEnv(makeCert(dir), { REPORT: dir, NOTIFY_SOCKET: where }), ['-w', '1']);
   await srv.ready(port);
-  t.ok(await logged(srv, /^ucspi-tls-server: systemd-notify READY=1: .+; systemd may not know the server's state \(NOTIFY_SOCKET=.*no-such-socket\)$/m, 10000), 'one line says the message did not go');
+  t.ok(await logged(srv, /^ucspi-tls-server: systemd-notify READY=1: .+; not told to systemd \(NOTIFY_SOCKET=.*no-such-socket\)$/m, 10000), 'one line says the message did not go');
   await session(port);
   await srv.end({ nth: 0 });
   srv.proc.kill('SIGHUP');
   t.ok(await logged(srv, /reloaded \(SIGHUP\)/));
   srv.proc.kill('SIGTERM');
   t.same(await srv.exit(), { status: 0, signal: null });
-  t.equal(srv.err.match(/systemd may not know/g)?.length, 1, 'said once, not for every message');
+  t.equal(srv.err.match(/not told to systemd/g)?.length, 1, 'said once, not for every message');
 });
