@@ -1,12 +1,13 @@
 // ucspi-tls-server under systemd's readiness protocol (Type=notify): the messages it sends
 // to NOTIFY_SOCKET, read from a real AF_UNIX datagram socket as systemd reads them, with the
 // sender's pid (SCM_CREDENTIALS) by which systemd attributes each one to the service.
-import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, symlinkSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, symlinkSync, writeFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import type { Socket } from 'node:net';
 import t, { type Test } from 'tap';
-import { APP, baseEnv, freePort, Lines, logged, makeCert, SERVER, ServerLauncher, sleep, startTls, tempDir, within, WITHOUT_TEST_HOOKS } from './helpers';
+import { alive, APP, appForAnyUser, baseEnv, freePort, Lines, logged, makeCert, ROOT, SERVER, ServerLauncher, sleep, startTls, tempDir, within, WITHOUT_TEST_HOOKS } from './helpers';
 import { assignments, NotifySocket } from './notify-socket';
 import { selfSigned } from './pki';
 
@@ -130,6 +131,44 @@ t.test('--watch: a renewal, told as a reload; an abstract socket (@name)', async
   srv.proc.kill('SIGTERM');
   t.same(await srv.exit(), { status: 0, signal: null });
   t.same(notify.states().map((a) => [...a.keys()][0]), ['READY', 'RELOADING', 'READY', 'STOPPING']);
+});
+
+t.test('a server started as another user than root: each message from systemd-notify itself, read before it exits (NotifyAccess=all)', async (t) => {
+  const dir = tempDir(t, 'utw-notify-user-');
+  chmodSync(dir, 0o755);
+  // Installed, as an operator has it: the checkout may be in a folder only root can enter.
+  const prefix = join(dir, 'usr');
+  execFileSync('make', ['-s', '-C', ROOT, 'install', `PREFIX=${prefix}`], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const certs = makeCert(dir);
+  chmodSync(certs.key, 0o644);
+  const report = join(dir, 'report');
+  mkdirSync(report, { mode: 0o777 });
+  chmodSync(report, 0o777);
+  // Abstract: no file whose mode would keep nobody out (systemd's own socket is 0777).
+  const notify = new NotifySocket(t, `@utw-notify-${randomBytes(6).toString('hex')}`);
+  await notify.ready();
+  const port = await freePort();
+  const env = { PATH: process.env.PATH, CERTFILE: certs.cert, KEYFILE: certs.key, REPORT: report, NOTIFY_SOCKET: notify.where };
+  const srv = new ServerLauncher('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', ...WITHOUT_TEST_HOOKS, join(prefix, 'bin', 'ucspi-tls-server'), '-w', '1', '127.0.0.1', String(port), appForAnyUser(t)], env);
+  t.teardown(() => srv.stop());
+  const ready = await notify.next(0, (a) => a.has('READY'));
+  await session(port);
+  await srv.end({ nth: 0 });
+  srv.proc.kill('SIGHUP');
+  await notify.next(ready.at + 1, (a) => a.has('READY'));
+  srv.proc.kill('SIGTERM');
+  t.same(await srv.exit(), { status: 0, signal: null });
+  t.same(notify.states().map((a) => [...a.keys()][0]), ['READY', 'RELOADING', 'READY', 'STOPPING'], 'every state, in order');
+
+  const all = notify.messages;
+  const sent = all.filter((m) => m.data !== 'BARRIER=1');
+  t.ok(sent.every((m) => m.uid === 65534 && m.pid !== srv.pid), 'not as the launcher: only root may send as another pid');
+  t.same(new Set(sent.map((m) => m.pid)).size, sent.length, 'each from a systemd-notify of its own');
+  for (const m of sent) {
+    const next = all[all.indexOf(m) + 1];
+    t.same(next && { pid: next.pid, data: next.data }, { pid: m.pid, data: 'BARRIER=1' }, `${m.data.split('\n')[0]}: then BARRIER=1 from the same process, which waits until it is read`);
+  }
+  t.ok(sent.every((m) => !alive(m.pid)), 'none left running');
 });
 
 t.test('WATCHDOG=1 every half WATCHDOG_USEC while every worker answers; none while one is stopped', async (t) => {
