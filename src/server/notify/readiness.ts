@@ -29,6 +29,8 @@ export class Readiness {
   private figures = '';
   private sentStatus = '';
   private unhealthy = false;
+  /** READY=1 sent: a reload before it (SIGHUP during the start) must not say READY=1 early. */
+  private started = false;
 
   private constructor(
     private readonly sender: NotifySender | undefined,
@@ -53,6 +55,7 @@ export class Readiness {
   ready(figures: string, probe: (answerMs: number) => Promise<Probe>): void {
     if (this.sender === undefined) return;
     this.figures = figures;
+    this.started = true;
     this.send(['READY=1'], true);
     const every = this.settings?.pingEveryMs ?? STATUS_EVERY_MS;
     const answerMs = Math.max(1, Math.min(ANSWER_MS, Math.floor(every / 2)));
@@ -63,14 +66,13 @@ export class Readiness {
 
   /** A reload begins (SIGHUP, --watch); synchronous, it ends before the next event. */
   reloading(): void {
-    this.sender?.send(['RELOADING=1', `MONOTONIC_USEC=${monotonicUsec()}`]);
+    if (this.started) this.sender?.send(['RELOADING=1', `MONOTONIC_USEC=${monotonicUsec()}`]);
   }
 
   /** The reload is over: `refusedLine` is the log line that said why it was refused, if it was. */
   reloaded(refusedLine: string | undefined): void {
-    if (this.sender === undefined) return;
     this.refused = refusedLine;
-    this.send(['READY=1'], true);
+    if (this.started) this.send(['READY=1'], true);
   }
 
   /** No longer accepting: the watchdog and the figures stop here, the last status says why. */
