@@ -106,6 +106,31 @@ t.test('READY=1 once listening, RELOADING=1 and READY=1 around reloads (one refu
   t.ok(notify.sent().every((m) => m.pid === srv.pid), 'every message as the launcher');
 });
 
+t.test('a SIGHUP during the start: no RELOADING=1 or READY=1 before the real READY=1', async (t) => {
+  const dir = tempDir(t, 'utw-notify-early-');
+  const notify = new NotifySocket(t, join(dir, 'notify'));
+  await notify.ready();
+  const port = await freePort();
+  const srv = server(t, port, baseEnv(makeCert(dir), { REPORT: dir, NOTIFY_SOCKET: notify.where }), ['-w', '4']);
+  // As soon as the launcher catches SIGHUP (SigCgt, bit 0), while its workers are still starting.
+  const catchesHup = (): boolean => {
+    try {
+      return (BigInt(`0x${/^SigCgt:\s+([0-9a-f]+)$/m.exec(readFileSync(`/proc/${srv.pid}/status`, 'utf8'))![1]}`) & 1n) === 1n;
+    } catch {
+      return false;
+    }
+  };
+  for (let i = 0; i < 2000 && !catchesHup(); i++) await sleep(2);
+  srv.proc.kill('SIGHUP');
+  t.ok(await logged(srv, /listening on/), 'listening');
+  const ready = await notify.next(0, (a) => a.has('READY'));
+  t.ok(srv.err.indexOf('reloaded (SIGHUP)') >= 0 && srv.err.indexOf('reloaded (SIGHUP)') < srv.err.indexOf('listening on'), 'the reload came before the server listened');
+  t.equal(ready.at, 0, 'READY=1 is still the first message');
+  srv.proc.kill('SIGTERM');
+  t.same(await srv.exit(), { status: 0, signal: null });
+  t.same(notify.states().map((a) => [...a.keys()][0]), ['READY', 'STOPPING']);
+});
+
 t.test('--watch: a renewal, told as a reload; an abstract socket (@name)', async (t) => {
   const dir = tempDir(t, 'utw-notify-watch-');
   const certs = makeCert(dir);
