@@ -62,6 +62,10 @@ export class NotifySender {
     });
   }
 
+  private spawn(assignments: string[]) {
+    return spawn(this.command, assignments, { env: { NOTIFY_SOCKET: this.socket }, stdio: ['ignore', 'ignore', 'pipe'], cwd: '/' });
+  }
+
   private next(): void {
     if (this.busy) return;
     const m = this.queue.shift();
@@ -72,8 +76,7 @@ export class NotifySender {
     this.busy = true;
     let stderr = '';
     let ended = false;
-    const child = spawn(this.command, m.assignments, { env: { NOTIFY_SOCKET: this.socket }, stdio: ['ignore', 'ignore', 'pipe'], cwd: '/' });
-    const timer = setTimeout(() => child.kill('SIGKILL'), GIVE_UP_MS);
+    let timer: NodeJS.Timeout | undefined;
     const done = (failure: string | undefined): void => {
       if (ended) return;
       ended = true;
@@ -86,6 +89,16 @@ export class NotifySender {
       this.busy = false;
       this.next();
     };
+    // Most failures come as 'error'; one thrown here must not end the launcher.
+    const child = ((): ReturnType<typeof this.spawn> | string => {
+      try {
+        return this.spawn(m.assignments);
+      } catch (e) {
+        return errorWords(e);
+      }
+    })();
+    if (typeof child === 'string') return done(child);
+    timer = setTimeout(() => child.kill('SIGKILL'), GIVE_UP_MS);
     child.stderr.setEncoding('utf8');
     child.stderr.on('data', (d: string) => {
       if (stderr.length < 1000) stderr += d;
