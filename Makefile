@@ -74,9 +74,10 @@ uninstall:
 	for m in $(notdir $(MANPAGES)); do rm -f $(DESTDIR)$(MANDIR)/man$${m##*.}/$$m; done
 	rm -rf $(DESTDIR)$(LIBDIR) $(DESTDIR)$(DOCDIR)
 
-# What the tests drive: launchers, clients and a mail server, from Debian.
+# What the tests drive: launchers (systemd: systemd-socket-activate, systemd-notify), clients
+# and a mail server, from Debian.
 test-deps:
-	sh scripts/install-debian-packages openssl ca-certificates python3 ucspi-tcp freecdb socat xinetd gnutls-bin swaks libnet-ssleay-perl mailfront runit tcpdump haproxy
+	sh scripts/install-debian-packages openssl ca-certificates python3 systemd ucspi-tcp freecdb socat xinetd gnutls-bin swaks libnet-ssleay-perl mailfront runit tcpdump haproxy
 
 # Node 24 as the npm registry has it (a package holding the official binary), pinned by
 # runtimes/node24/package-lock.json.

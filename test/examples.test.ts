@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { hostname } from 'node:os';
 import { alive, allGone, freePort, Launcher, makeCert, ROOT, run, ServerLauncher, sleep, tempDir, treeOf, uidsOf, WITHOUT_TEST_HOOKS } from './helpers';
 import { stopServer } from './modes';
+import { NotifySocket } from './notify-socket';
 import { commandsOf, shellBlocks } from './readme';
 import { parseEnvironmentFile, parseUnit, unitValues } from './unit-file';
 
@@ -179,6 +180,10 @@ t.test('systemd: server/submission.socket (Accept=no) + submission.service throu
   t.same(unitValues(socket, 'Socket', 'ListenStream'), ['587']);
   t.same(unitValues(socket, 'Socket', 'Accept'), ['no'], 'one server for every connection: the listening socket is handed over');
   t.same(unitValues(service, 'Service', 'KillMode'), ['mixed'], 'SIGTERM to the server alone; it ends its apps');
+  t.same(unitValues(service, 'Service', 'Type'), ['notify'], 'started once it says READY=1 (notify-reload needs systemd 253)');
+  t.same(unitValues(service, 'Service', 'NotifyAccess'), ['main'], 'only the server speaks for the service');
+  const [reload] = unitValues(service, 'Service', 'ExecReload');
+  t.equal(reload, '/bin/kill -HUP $MAINPID');
 
   const env: Record<string, string> = { PATH: localize(s, '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin') };
   const [envFile] = unitValues(service, 'Service', 'EnvironmentFile');
@@ -191,13 +196,25 @@ t.test('systemd: server/submission.socket (Accept=no) + submission.service throu
   const argv = localize(s, execStart!).replaceAll('%H', hostname()).split(/\s+/);
   t.equal(argv[0], `${s.prefix}/bin/ucspi-tls-server`);
 
+  // What systemd adds for Type=notify: the socket it reads.
+  const notify = new NotifySocket(t, join(s.dir, 'notify'));
+  await notify.ready();
+  env.NOTIFY_SOCKET = notify.where;
   const port = await freePort();
   const l = new ServerLauncher('systemd-socket-activate', [
     '-l', `127.0.0.1:${port}`, ...Object.entries(env).flatMap(([k, v]) => ['-E', `${k}=${v}`]), ...argv,
   ], {});
   t.teardown(() => l.stop());
   await l.ready(port);
+  // systemd-socket-activate starts the server at the first connection.
   await deliver(t, s, port, '--tls');
+  const ready = await notify.next(0, (a) => a.get('READY') === '1');
+  t.equal(ready.m.pid, l.pid, 'READY=1, as the main PID: NotifyAccess=main takes it');
+  // `systemctl reload`: ExecReload= as systemd runs it, $MAINPID the server's.
+  const [kill, ...killArgs] = reload!.replace('$MAINPID', String(l.pid)).split(' ') as [string, ...string[]];
+  execFileSync(kill, killArgs);
+  const reloading = await notify.next(ready.at + 1, (a) => a.get('RELOADING') === '1');
+  t.ok((await notify.next(reloading.at + 1, (a) => a.get('READY') === '1')).m.pid === l.pid, 'RELOADING=1, then READY=1');
   const journal = await until(() => l.err, /ucspi-tls-server: pid \d+: end: /);
   t.match(journal, /^ucspi-tls-server: listening on 127\.0\.0\.1 port \d+, \d+ workers, at most 100 connections$/m, 'the socket from systemd, -c 100');
   t.match(journal, /^ucspi-tls-server: pid \d+: TLS started: TLSv1\.3 /m, 'the server logs to the journal');

@@ -21,7 +21,7 @@ import { VERSION } from '../version';
 import { Access, type Admission } from './access/access';
 import { Drain } from './lifecycle/drain';
 import type { FailureReason } from './lifecycle/failure-reason';
-import { Counters, figureLines, type WorkerFigures } from './lifecycle/figures';
+import { Counters, figureLines, type Snapshot, type WorkerFigures } from './lifecycle/figures';
 import { keepYoungGenerationSmall } from '../session/young-generation';
 import { stopReading } from './handles';
 import { Listener, type Target } from './listener';
@@ -40,6 +40,9 @@ import { RulesFile } from './access/rules-file';
 import { STALE_TCP_VARIABLES, tcpVariables, unmapped } from './tcp-env';
 import { FileWatcher, policyFiles } from './reload/watch';
 import { reusePortRefusal } from './lifecycle/reuse-port';
+import { Readiness, type Probe } from './notify/readiness';
+import { NOTIFY_VARIABLES } from './notify/settings';
+import { statusLine } from './notify/status';
 
 /** The worker's entry, built beside this one (build/ucspi-tls-server-worker.js). */
 const WORKER_FILE = join(__dirname, '..', '..', 'ucspi-tls-server-worker.js');
@@ -137,6 +140,8 @@ class Launcher {
   private readonly startedAt = performance.now();
   /** Status requests to the workers, by key, waiting for their answer. */
   private readonly statusWaits = new Map<number, (m: Extract<FromWorker, { t: 'status' }>) => void>();
+  /** systemd's readiness protocol (Type=notify); does nothing without NOTIFY_SOCKET. */
+  private readonly readiness: Readiness;
 
   constructor(
     private readonly config: ServerConfig,
@@ -148,6 +153,7 @@ class Launcher {
     // Lines shown unless -q: failures, and each connection's start and end.
     this.note = this.log.warn;
     this.access = new Access(rules, config.perAddress, this.note);
+    this.readiness = Readiness.fromEnv(process.env, process.pid, this.note);
     this.drain = new Drain(config.graceMs, {
       left: () => this.active,
       signalApps: (signal) => {
@@ -159,7 +165,7 @@ class Launcher {
       exit: () => void this.exit(),
     });
     const env = appEnvironment(process.env, { keepEnv: config.keepEnv, fromListenFd: true, ucspiTls: !config.implicit });
-    for (const n of [...STALE_TCP_VARIABLES, ...PROXY_VARIABLES]) delete env[n];
+    for (const n of [...STALE_TCP_VARIABLES, ...PROXY_VARIABLES, ...NOTIFY_VARIABLES]) delete env[n];
     this.baseEnv = env;
     this.pool = new Pool(
       WORKER_FILE,
@@ -220,6 +226,9 @@ class Launcher {
     if (this.config.printPort) writeSync(1, `${this.listeners[0]!.address().port}\n`);
     const where = this.listeners.map((l) => place(l.address()));
     this.note(listeningLine(where, this.config.workers, this.config.concurrency));
+    // Each worker has just said it is ready: as good as an answer.
+    const up = this.pool.live().map((w) => ({ index: w.index, pid: w.pid, conns: 0, rss: 0 }));
+    this.readiness.ready(statusLine(this.snapshot(up), this.config.workers), (ms) => this.probe(ms));
   }
 
   /** SIGHUP, and with --watch a change of the files: read them again (see reload/reload.ts). */
@@ -232,13 +241,15 @@ class Launcher {
       (c) => this.pool.reload(c),
       this.log,
     );
-    process.on('SIGHUP', () => {
-      if (!this.stopping) reloader.reload('SIGHUP');
-    });
+    const reload = (trigger: string): void => {
+      if (this.stopping) return;
+      this.readiness.reloading();
+      reloader.reload(trigger);
+      this.readiness.reloaded(reloader.refused);
+    };
+    process.on('SIGHUP', () => reload('SIGHUP'));
     if (!this.config.watch) return;
-    const watcher = new FileWatcher(policyFiles(this.config.tls), () => {
-      if (!this.stopping) reloader.reload('files changed');
-    }, this.note);
+    const watcher = new FileWatcher(policyFiles(this.config.tls), () => reload('files changed'), this.note);
     watcher.start();
   }
 
@@ -444,6 +455,7 @@ class Launcher {
   private stop(signal: string): void {
     if (!this.stopping) {
       this.stopping = true;
+      this.readiness.stopping(`${signal}: no longer accepting; ${this.active} session(s) left`);
       for (const l of this.listeners) l.close();
       for (const s of this.waiting.splice(0)) this.refuse(s);
       for (const [s, cancel] of this.headers) {
@@ -459,23 +471,39 @@ class Launcher {
   /** The live figures, one line each (see lifecycle/figures.ts), the workers asked for theirs. */
   private async logFigures(label: string): Promise<void> {
     const workers = await Promise.all(this.pool.live().map((w) => this.askWorker(w)));
-    const lines = figureLines(label, {
+    const snapshot = this.snapshot(workers);
+    for (const line of figureLines(label, snapshot)) this.note(line);
+    this.readiness.status(statusLine(snapshot, this.config.workers));
+  }
+
+  private snapshot(workers: WorkerFigures[]): Snapshot {
+    return {
       counters: this.counters,
       now: this.active,
       limit: this.config.concurrency,
       uptimeMs: performance.now() - this.startedAt,
       launcher: { pid: process.pid, ...ownMemory() },
       workers,
-    });
-    for (const line of lines) this.note(line);
+    };
   }
 
-  /** A worker's figures; without its memory and live sessions if it does not answer within a second. */
-  private askWorker(w: WorkerSlot): Promise<WorkerFigures> {
+  /** A tick of the readiness protocol: healthy when every worker runs and answers within `ms`. */
+  private async probe(ms: number): Promise<Probe> {
+    const live = this.pool.live();
+    const workers = await Promise.all(live.map((w) => this.askWorker(w, ms)));
+    const silent = workers.filter((w) => w.rss === undefined).map((w) => `worker ${w.index} (pid ${w.pid})`);
+    const status = statusLine(this.snapshot(workers), this.config.workers);
+    if (silent.length > 0) return { healthy: false, status, problem: `${silent.join(', ')} did not answer within ${ms} ms` };
+    if (live.length < this.config.workers) return { healthy: false, status, problem: `${this.config.workers - live.length} worker(s) not running` };
+    return { healthy: true, status };
+  }
+
+  /** A worker's figures; without its memory and live sessions if it does not answer within `ms`. */
+  private askWorker(w: WorkerSlot, ms = 1000): Promise<WorkerFigures> {
     const base: WorkerFigures = { index: w.index, pid: w.pid, conns: w.conns.size };
     const key = this.nextKey++;
     return new Promise((resolve) => {
-      const timer = setTimeout(() => done(undefined), 1000);
+      const timer = setTimeout(() => done(undefined), ms);
       const done = (m: Extract<FromWorker, { t: 'status' }> | undefined): void => {
         clearTimeout(timer);
         this.statusWaits.delete(key);
@@ -493,6 +521,8 @@ class Launcher {
     this.exiting = true;
     await this.logFigures('figures at exit');
     await this.pool.stop();
+    // STOPPING=1 and the status before it, if still on their way.
+    await this.readiness.settled(1000);
     this.note('exiting');
     process.exit(0);
   }

@@ -64,6 +64,9 @@ export function previousTicketKey(current: Credentials, next: Buffer | undefined
 }
 
 export class Reloader {
+  /** The log line of the last reload, if it was refused. */
+  refused: string | undefined;
+
   constructor(
     private readonly deps: ReloadDeps,
     /** The set the workers use. */
@@ -76,9 +79,11 @@ export class Reloader {
   reload(trigger: string): boolean {
     const r = readAgain(this.deps, this.current);
     if (!r.ok) {
-      this.log.warn(reloadRefusedLine(trigger, r.why));
+      this.refused = reloadRefusedLine(trigger, r.why);
+      this.log.warn(this.refused);
       return false;
     }
+    this.refused = undefined;
     this.current = r.creds;
     this.apply(r.creds);
     this.log.warn(reloadedLine(trigger, r.creds));
