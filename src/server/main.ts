@@ -21,7 +21,7 @@ import { VERSION } from '../version';
 import { Access, type Admission } from './access/access';
 import { Drain } from './lifecycle/drain';
 import type { FailureReason } from './lifecycle/failure-reason';
-import { Counters, figureLines, type WorkerFigures } from './lifecycle/figures';
+import { Counters, figureLines, type RefusalReason, type Snapshot, type WorkerFigures } from './lifecycle/figures';
 import { keepYoungGenerationSmall } from '../session/young-generation';
 import { stopReading } from './handles';
 import { Listener, type Target } from './listener';
@@ -40,6 +40,9 @@ import { RulesFile } from './access/rules-file';
 import { STALE_TCP_VARIABLES, tcpVariables, unmapped } from './tcp-env';
 import { FileWatcher, policyFiles } from './reload/watch';
 import { reusePortRefusal } from './lifecycle/reuse-port';
+import { MetricsServer } from './metrics/serve';
+import { MetricsState } from './metrics/state';
+import { expiryWarnings } from '../tls/expiry';
 
 /** The worker's entry, built beside this one (build/ucspi-tls-server-worker.js). */
 const WORKER_FILE = join(__dirname, '..', '..', 'ucspi-tls-server-worker.js');
@@ -137,6 +140,10 @@ class Launcher {
   private readonly startedAt = performance.now();
   /** Status requests to the workers, by key, waiting for their answer. */
   private readonly statusWaits = new Map<number, (m: Extract<FromWorker, { t: 'status' }>) => void>();
+  private readonly metrics: MetricsState;
+  private metricsServer: MetricsServer | undefined;
+  /** The figures a scrape is waiting for: scrapes at once share one round of the workers. */
+  private scraping: Promise<string> | undefined;
 
   constructor(
     private readonly config: ServerConfig,
@@ -145,6 +152,7 @@ class Launcher {
     rules: RulesFile | undefined,
   ) {
     this.log = createLogger(2, config.verbosity, SERVER_PROGRAM, null);
+    this.metrics = new MetricsState(creds, Math.floor(Date.now() / 1000));
     // Lines shown unless -q: failures, and each connection's start and end.
     this.note = this.log.warn;
     this.access = new Access(rules, config.perAddress, this.note);
@@ -217,6 +225,8 @@ class Launcher {
     process.on('SIGTERM', () => this.stop('SIGTERM'));
     process.on('SIGINT', () => this.stop('SIGINT'));
     process.on('SIGUSR1', () => void this.logFigures('figures'));
+    if (this.config.metrics !== undefined) await this.serveMetrics(this.config.metrics);
+    for (const line of expiryWarnings(this.config.tls, this.creds, Date.now())) this.note(line);
     if (this.config.printPort) writeSync(1, `${this.listeners[0]!.address().port}\n`);
     const where = this.listeners.map((l) => place(l.address()));
     this.note(listeningLine(where, this.config.workers, this.config.concurrency));
@@ -229,16 +239,20 @@ class Launcher {
     const reloader = new Reloader(
       { tls: this.config.tls, env: process.env, generatedTicketKey: generated, opensslRefuses: (c) => opensslCheck(this.config.tls, c, this.log, interfaceVersion) },
       this.creds,
-      (c) => this.pool.reload(c),
+      (c) => {
+        this.pool.reload(c);
+        this.metrics.reloaded(c);
+        for (const line of expiryWarnings(this.config.tls, c, Date.now())) this.note(line);
+      },
       this.log,
     );
-    process.on('SIGHUP', () => {
-      if (!this.stopping) reloader.reload('SIGHUP');
-    });
+    const reload = (trigger: string): void => {
+      if (this.stopping) return;
+      if (!reloader.reload(trigger)) this.metrics.reloaded(undefined);
+    };
+    process.on('SIGHUP', () => reload('SIGHUP'));
     if (!this.config.watch) return;
-    const watcher = new FileWatcher(policyFiles(this.config.tls), () => {
-      if (!this.stopping) reloader.reload('files changed');
-    }, this.note);
+    const watcher = new FileWatcher(policyFiles(this.config.tls), () => reload('files changed'), this.note);
     watcher.start();
   }
 
@@ -253,11 +267,11 @@ class Launcher {
 
   private onConnection(sock: Socket): void {
     this.counters.accepted++;
-    if (this.stopping) return this.refuse(sock);
+    if (this.stopping) return this.refuse(sock, 'stopping');
     if (this.active >= this.config.concurrency) {
       // The listeners could not pause yet: the connection waits here, unread, as it would
       // in the listen queue; beyond the queue's length it is refused, as the kernel would.
-      if (this.waiting.length >= this.config.backlog) return this.refuse(sock);
+      if (this.waiting.length >= this.config.backlog) return this.refuse(sock, 'limit');
       this.waiting.push(sock);
       return;
     }
@@ -267,7 +281,7 @@ class Launcher {
   private startConnection(sock: Socket, proxied?: ProxyHeader): void {
     const socketRemote: Peer = { address: sock.remoteAddress ?? '', port: sock.remotePort ?? 0 };
     const socketLocal: Peer = { address: sock.localAddress ?? '', port: sock.localPort ?? 0 };
-    if (socketRemote.address === '' || socketLocal.address === '') return this.refuse(sock); // gone already
+    if (socketRemote.address === '' || socketLocal.address === '') return this.refuse(sock, 'client gone'); // gone already
     if (this.needHeader.delete(sock)) return this.awaitProxyHeader(sock, socketRemote);
     const { remote, local } = proxied !== undefined ? clientEnds(proxied, { remote: socketRemote, local: socketLocal }) : { remote: socketRemote, local: socketLocal };
     // Before anything is started for it, by the client's address (the header's, behind a
@@ -275,13 +289,13 @@ class Launcher {
     const admitted: Admission = this.access.admit(unmapped(remote.address), place(remote));
     if (!admitted.ok) {
       this.note(admitted.line);
-      return this.refuse(sock);
+      return this.refuse(sock, admitted.reason);
     }
     const worker = this.pool.pick();
     if (worker === undefined) {
       admitted.release();
       this.note(`no TLS worker running: connection from ${place(remote)} closed`);
-      return this.refuse(sock);
+      return this.refuse(sock, 'no worker');
     }
     const env = {
       ...this.baseEnv,
@@ -301,7 +315,7 @@ class Launcher {
       admitted.release();
       this.note(`${cannotRunMessage(file, commandMissing(file, env.PATH) ?? 'cannot start', env.PATH)} (connection from ${place(remote)} closed)`);
       for (const s of child.stdio) (s as Socket | null)?.destroy();
-      return this.refuse(sock);
+      return this.refuse(sock, 'app not started');
     }
     const channels: Array<[number, ChannelName]> = this.config.implicit
       ? [
@@ -356,7 +370,7 @@ class Launcher {
         // Refused by the rules, or started: either way -c may allow accepting again.
         return this.slotFreed();
       }
-      this.refuse(sock);
+      this.refuse(sock, 'error' in r ? 'proxy' : 'stopping');
       this.slotFreed();
     });
     this.headers.set(sock, cancel);
@@ -423,8 +437,8 @@ class Launcher {
   }
 
   /** Accepted, closed without an app: counted as refused. */
-  private refuse(sock: Socket): void {
-    this.counters.refused++;
+  private refuse(sock: Socket, reason: RefusalReason): void {
+    this.counters.refusedFor(reason);
     sock.destroy();
   }
 
@@ -445,10 +459,10 @@ class Launcher {
     if (!this.stopping) {
       this.stopping = true;
       for (const l of this.listeners) l.close();
-      for (const s of this.waiting.splice(0)) this.refuse(s);
+      for (const s of this.waiting.splice(0)) this.refuse(s, 'stopping');
       for (const [s, cancel] of this.headers) {
         cancel();
-        this.refuse(s);
+        this.refuse(s, 'stopping');
         this.active--;
       }
       this.headers.clear();
@@ -458,16 +472,38 @@ class Launcher {
 
   /** The live figures, one line each (see lifecycle/figures.ts), the workers asked for theirs. */
   private async logFigures(label: string): Promise<void> {
+    for (const line of figureLines(label, await this.snapshot())) this.note(line);
+  }
+
+  private async snapshot(): Promise<Snapshot> {
     const workers = await Promise.all(this.pool.live().map((w) => this.askWorker(w)));
-    const lines = figureLines(label, {
+    return {
       counters: this.counters,
       now: this.active,
       limit: this.config.concurrency,
       uptimeMs: performance.now() - this.startedAt,
       launcher: { pid: process.pid, ...ownMemory() },
       workers,
-    });
-    for (const line of lines) this.note(line);
+    };
+  }
+
+  /** --metrics: bound before the server says it is up; a bad address ends the start. */
+  private async serveMetrics(address: NonNullable<ServerConfig['metrics']>): Promise<void> {
+    const server = new MetricsServer(address, () => this.scrape(), this.note);
+    try {
+      await server.listen();
+    } catch (e) {
+      await this.pool.stop();
+      fatal((e as Error).message, EXIT_CONFIG);
+    }
+    this.metricsServer = server;
+  }
+
+  private scrape(): Promise<string> {
+    this.scraping ??= this.snapshot()
+      .then((s) => this.metrics.scrape(s))
+      .finally(() => (this.scraping = undefined));
+    return this.scraping;
   }
 
   /** A worker's figures; without its memory and live sessions if it does not answer within a second. */
@@ -492,6 +528,7 @@ class Launcher {
     if (this.exiting) return;
     this.exiting = true;
     await this.logFigures('figures at exit');
+    await this.metricsServer?.close();
     await this.pool.stop();
     this.note('exiting');
     process.exit(0);
