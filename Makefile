@@ -76,7 +76,7 @@ uninstall:
 
 # What the tests drive: launchers, clients and a mail server, from Debian.
 test-deps:
-	sh scripts/install-debian-packages openssl ca-certificates python3 ucspi-tcp freecdb socat xinetd gnutls-bin swaks libnet-ssleay-perl mailfront runit tcpdump haproxy
+	sh scripts/install-debian-packages openssl ca-certificates python3 ucspi-tcp freecdb socat xinetd gnutls-bin swaks libnet-ssleay-perl mailfront runit tcpdump haproxy curl prometheus
 
 # Node 24 as the npm registry has it (a package holding the official binary), pinned by
 # runtimes/node24/package-lock.json.

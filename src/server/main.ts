@@ -198,6 +198,8 @@ class Launcher {
       await this.pool.stop();
       fatal((e as Error).message, EXIT_CONFIG);
     }
+    // Before the listeners: a failure here must not meet a spare fd on its way (listener.ts).
+    if (this.config.metrics !== undefined) await this.serveMetrics(this.config.metrics);
     const targets: Target[] =
       this.config.listen.kind === 'systemd'
         ? this.config.listen.fds.map((fd) => ({ fd }))
@@ -225,7 +227,6 @@ class Launcher {
     process.on('SIGTERM', () => this.stop('SIGTERM'));
     process.on('SIGINT', () => this.stop('SIGINT'));
     process.on('SIGUSR1', () => void this.logFigures('figures'));
-    if (this.config.metrics !== undefined) await this.serveMetrics(this.config.metrics);
     for (const line of expiryWarnings(this.config.tls, this.creds, Date.now())) this.note(line);
     if (this.config.printPort) writeSync(1, `${this.listeners[0]!.address().port}\n`);
     const where = this.listeners.map((l) => place(l.address()));
