@@ -11,6 +11,7 @@ import {
   APP, baseEnv, freePort, Lines, logged, run, SERVER, ServerLauncher, sinkExchange, startTls, tempDir, ucspiTlsServer, within, WITHOUT_TEST_HOOKS,
 } from './helpers';
 import { selfSigned, type Pair } from './pki';
+import { reusePortRefusal } from '../src/server/lifecycle/reuse-port';
 import { tcprules } from './tcprules';
 
 const SAN = { subject: '/CN=mail.example.test', san: 'DNS:mail.example.test' };
@@ -265,6 +266,29 @@ t.test('--proxy: a connection without a valid header is counted as refused for P
   });
   t.same((await srv.shutdown()).left, [], 'nothing left running');
 });
+
+// Where --reuse-port runs at all (Node.js 22.12 and later; server-restart.test.ts has the refusal).
+if (reusePortRefusal(process.versions.node) === undefined) {
+  t.test('--reuse-port: the new server shares the metrics address with the one it replaces', async (t) => {
+    const dir = tempDir(t);
+    const cert = selfSigned(dir, 'cert', { ...SAN, days: 60 });
+    const [port, mport] = [await freePort(), await freePort()];
+    const where = `127.0.0.1:${mport}`;
+    const flags = ['-w', '1', '--reuse-port', '--metrics', where];
+    const old = await ucspiTlsServer(t, port, baseEnv(cert, { REPORT: dir }), flags, [APP]);
+    t.equal((await scrape(t, where)).get('ucspi_tls_connections_accepted_total'), 0, 'the old server answers');
+    const next = await ucspiTlsServer(t, port, baseEnv(cert, { REPORT: dir }), flags, [APP]);
+    t.ok(await logged(next, /^ucspi-tls-server: listening on /m), 'the new server starts beside it');
+    t.same((await old.shutdown()).left, [], 'the old one stops, nothing of it left');
+    const one = await plain(port);
+    one.sock.write('QUIT\r\n');
+    await one.lines.line();
+    one.sock.destroy();
+    await next.end({ nth: 0 });
+    t.equal((await scrape(t, where)).get('ucspi_tls_connections_accepted_total'), 1, 'the new server answers on the same address');
+    t.same((await next.shutdown()).left, [], 'nothing left running');
+  });
+}
 
 t.test('bad --metrics addresses: one line and the usage or configuration status; nothing left running, no file touched', async (t) => {
   const dir = tempDir(t);

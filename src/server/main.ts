@@ -490,7 +490,7 @@ class Launcher {
 
   /** --metrics: bound before the server says it is up; a bad address ends the start. */
   private async serveMetrics(address: NonNullable<ServerConfig['metrics']>): Promise<void> {
-    const server = new MetricsServer(address, () => this.scrape(), this.note);
+    const server = new MetricsServer(address, () => this.scrape(), this.note, this.config.reusePort);
     try {
       await server.listen();
     } catch (e) {

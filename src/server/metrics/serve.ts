@@ -19,6 +19,8 @@ export class MetricsServer {
     /** The text of one scrape. */
     private readonly collect: () => Promise<string>,
     private readonly warn: (line: string) => void,
+    /** --reuse-port: host:port shared with the server this one replaces, as the listening port is. */
+    private readonly reusePort = false,
   ) {}
 
   /** Resolves once listening; rejects with the one line saying why it cannot. */
@@ -42,7 +44,7 @@ export class MetricsServer {
         resolve();
       };
       if (this.address.kind === 'unix') server.listen(this.address.path, done);
-      else server.listen({ host: this.address.host, port: this.address.port, exclusive: true }, done);
+      else server.listen({ host: this.address.host, port: this.address.port, ...(this.reusePort ? { reusePort: true } : {}) }, done);
     });
     this.server = server;
   }
