@@ -77,7 +77,7 @@ uninstall:
 # What the tests drive: launchers (systemd: systemd-socket-activate, systemd-notify), clients
 # and a mail server, from Debian.
 test-deps:
-	sh scripts/install-debian-packages openssl ca-certificates python3 systemd ucspi-tcp freecdb socat xinetd gnutls-bin swaks libnet-ssleay-perl mailfront runit tcpdump haproxy
+	sh scripts/install-debian-packages openssl ca-certificates python3 systemd ucspi-tcp freecdb socat xinetd gnutls-bin swaks libnet-ssleay-perl mailfront runit tcpdump haproxy curl prometheus
 
 # Node 24 as the npm registry has it (a package holding the official binary), pinned by
 # runtimes/node24/package-lock.json.

@@ -50,7 +50,7 @@ export interface Setup {
 export function makeSetup(dir: string, limit: number): Setup {
   const cert = join(dir, 'cert.pem');
   const key = join(dir, 'key.pem');
-  const r = spawnSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', key, '-out', cert, '-days', '2', '-subj', '/CN=bench.example.test'], { encoding: 'utf8' });
+  const r = spawnSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', key, '-out', cert, '-days', '30', '-subj', '/CN=bench.example.test'], { encoding: 'utf8' });
   if (r.status !== 0) throw new Error(`openssl req: ${r.stderr}`);
   const pem = join(dir, 'hitch.pem');
   writeFileSync(pem, readFileSync(key, 'latin1') + readFileSync(cert, 'latin1'), { mode: 0o600 });

@@ -12,7 +12,7 @@ export function renew(cert: string, key: string): Promise<string> {
   return new Promise((res, rej) =>
     execFile(
       'openssl',
-      ['req', '-new', '-x509', '-key', key, '-out', tmp, '-days', '2', '-subj', '/CN=bench.example.test', '-set_serial', `0x${serial}`],
+      ['req', '-new', '-x509', '-key', key, '-out', tmp, '-days', '30', '-subj', '/CN=bench.example.test', '-set_serial', `0x${serial}`],
       (e, _out, err) => {
         if (e !== null) return rej(new Error(`openssl req: ${err}`));
         renameSync(tmp, cert);

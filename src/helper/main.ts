@@ -9,6 +9,7 @@ import { commandMissing } from '../process/command-path';
 import { clientSource, closeInheritedFds, locateClient } from '../process/client-fds';
 import type { Credentials } from '../tls/credentials';
 import { CredentialsError, loadCredentials } from '../tls/load';
+import { expiryWarnings } from '../tls/expiry';
 import { appEnvironment } from '../process/environment';
 import { createLogger, fatalLine } from '../log';
 import { cannotRunMessage, errnoOf, errorWords, keyDefaultMessage, logFileMessage, usageMessage } from '../messages';
@@ -83,6 +84,8 @@ function main(): void {
     if (e instanceof CredentialsError) fatal(keyDefaultMessage(e.message, process.env), EXIT_CONFIG);
     throw e;
   }
+  // On the log only, never the client; once, as the helper runs once per connection.
+  for (const line of expiryWarnings(config.tls, creds, Date.now())) log.warn(line);
 
   const env = appEnvironment(process.env, {
     keepEnv: config.keepEnv,

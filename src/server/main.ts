@@ -21,7 +21,7 @@ import { VERSION } from '../version';
 import { Access, type Admission } from './access/access';
 import { Drain } from './lifecycle/drain';
 import type { FailureReason } from './lifecycle/failure-reason';
-import { Counters, figureLines, type Snapshot, type WorkerFigures } from './lifecycle/figures';
+import { Counters, figureLines, type RefusalReason, type Snapshot, type WorkerFigures } from './lifecycle/figures';
 import { keepYoungGenerationSmall } from '../session/young-generation';
 import { stopReading } from './handles';
 import { Listener, type Target } from './listener';
@@ -43,6 +43,9 @@ import { reusePortRefusal } from './lifecycle/reuse-port';
 import { Readiness, type Probe } from './notify/readiness';
 import { NOTIFY_VARIABLES } from './notify/settings';
 import { statusLine } from './notify/status';
+import { MetricsServer } from './metrics/serve';
+import { MetricsState } from './metrics/state';
+import { expiryWarnings } from '../tls/expiry';
 
 /** The worker's entry, built beside this one (build/ucspi-tls-server-worker.js). */
 const WORKER_FILE = join(__dirname, '..', '..', 'ucspi-tls-server-worker.js');
@@ -142,6 +145,10 @@ class Launcher {
   private readonly statusWaits = new Map<number, (m: Extract<FromWorker, { t: 'status' }>) => void>();
   /** systemd's readiness protocol (Type=notify); does nothing without NOTIFY_SOCKET. */
   private readonly readiness: Readiness;
+  private readonly metrics: MetricsState;
+  private metricsServer: MetricsServer | undefined;
+  /** The figures a scrape is waiting for: scrapes at once share one round of the workers. */
+  private scraping: Promise<string> | undefined;
 
   constructor(
     private readonly config: ServerConfig,
@@ -150,6 +157,7 @@ class Launcher {
     rules: RulesFile | undefined,
   ) {
     this.log = createLogger(2, config.verbosity, SERVER_PROGRAM, null);
+    this.metrics = new MetricsState(creds, Math.floor(Date.now() / 1000));
     // Lines shown unless -q: failures, and each connection's start and end.
     this.note = this.log.warn;
     this.access = new Access(rules, config.perAddress, this.note);
@@ -196,6 +204,8 @@ class Launcher {
       await this.pool.stop();
       fatal((e as Error).message, EXIT_CONFIG);
     }
+    // Before the listeners: a failure here must not meet a spare fd on its way (listener.ts).
+    if (this.config.metrics !== undefined) await this.serveMetrics(this.config.metrics);
     const targets: Target[] =
       this.config.listen.kind === 'systemd'
         ? this.config.listen.fds.map((fd) => ({ fd }))
@@ -223,6 +233,7 @@ class Launcher {
     process.on('SIGTERM', () => this.stop('SIGTERM'));
     process.on('SIGINT', () => this.stop('SIGINT'));
     process.on('SIGUSR1', () => void this.logFigures('figures'));
+    for (const line of expiryWarnings(this.config.tls, this.creds, Date.now())) this.note(line);
     if (this.config.printPort) writeSync(1, `${this.listeners[0]!.address().port}\n`);
     const where = this.listeners.map((l) => place(l.address()));
     this.note(listeningLine(where, this.config.workers, this.config.concurrency));
@@ -238,13 +249,17 @@ class Launcher {
     const reloader = new Reloader(
       { tls: this.config.tls, env: process.env, generatedTicketKey: generated, opensslRefuses: (c) => opensslCheck(this.config.tls, c, this.log, interfaceVersion) },
       this.creds,
-      (c) => this.pool.reload(c),
+      (c) => {
+        this.pool.reload(c);
+        this.metrics.reloaded(c);
+        for (const line of expiryWarnings(this.config.tls, c, Date.now())) this.note(line);
+      },
       this.log,
     );
     const reload = (trigger: string): void => {
       if (this.stopping) return;
       this.readiness.reloading();
-      reloader.reload(trigger);
+      if (!reloader.reload(trigger)) this.metrics.reloaded(undefined);
       this.readiness.reloaded(reloader.refused);
     };
     process.on('SIGHUP', () => reload('SIGHUP'));
@@ -264,11 +279,11 @@ class Launcher {
 
   private onConnection(sock: Socket): void {
     this.counters.accepted++;
-    if (this.stopping) return this.refuse(sock);
+    if (this.stopping) return this.refuse(sock, 'stopping');
     if (this.active >= this.config.concurrency) {
       // The listeners could not pause yet: the connection waits here, unread, as it would
       // in the listen queue; beyond the queue's length it is refused, as the kernel would.
-      if (this.waiting.length >= this.config.backlog) return this.refuse(sock);
+      if (this.waiting.length >= this.config.backlog) return this.refuse(sock, 'limit');
       this.waiting.push(sock);
       return;
     }
@@ -278,7 +293,7 @@ class Launcher {
   private startConnection(sock: Socket, proxied?: ProxyHeader): void {
     const socketRemote: Peer = { address: sock.remoteAddress ?? '', port: sock.remotePort ?? 0 };
     const socketLocal: Peer = { address: sock.localAddress ?? '', port: sock.localPort ?? 0 };
-    if (socketRemote.address === '' || socketLocal.address === '') return this.refuse(sock); // gone already
+    if (socketRemote.address === '' || socketLocal.address === '') return this.refuse(sock, 'client gone'); // gone already
     if (this.needHeader.delete(sock)) return this.awaitProxyHeader(sock, socketRemote);
     const { remote, local } = proxied !== undefined ? clientEnds(proxied, { remote: socketRemote, local: socketLocal }) : { remote: socketRemote, local: socketLocal };
     // Before anything is started for it, by the client's address (the header's, behind a
@@ -286,13 +301,13 @@ class Launcher {
     const admitted: Admission = this.access.admit(unmapped(remote.address), place(remote));
     if (!admitted.ok) {
       this.note(admitted.line);
-      return this.refuse(sock);
+      return this.refuse(sock, admitted.reason);
     }
     const worker = this.pool.pick();
     if (worker === undefined) {
       admitted.release();
       this.note(`no TLS worker running: connection from ${place(remote)} closed`);
-      return this.refuse(sock);
+      return this.refuse(sock, 'no worker');
     }
     const env = {
       ...this.baseEnv,
@@ -312,7 +327,7 @@ class Launcher {
       admitted.release();
       this.note(`${cannotRunMessage(file, commandMissing(file, env.PATH) ?? 'cannot start', env.PATH)} (connection from ${place(remote)} closed)`);
       for (const s of child.stdio) (s as Socket | null)?.destroy();
-      return this.refuse(sock);
+      return this.refuse(sock, 'app not started');
     }
     const channels: Array<[number, ChannelName]> = this.config.implicit
       ? [
@@ -367,7 +382,7 @@ class Launcher {
         // Refused by the rules, or started: either way -c may allow accepting again.
         return this.slotFreed();
       }
-      this.refuse(sock);
+      this.refuse(sock, 'error' in r ? 'proxy' : 'stopping');
       this.slotFreed();
     });
     this.headers.set(sock, cancel);
@@ -434,8 +449,8 @@ class Launcher {
   }
 
   /** Accepted, closed without an app: counted as refused. */
-  private refuse(sock: Socket): void {
-    this.counters.refused++;
+  private refuse(sock: Socket, reason: RefusalReason): void {
+    this.counters.refusedFor(reason);
     sock.destroy();
   }
 
@@ -457,10 +472,10 @@ class Launcher {
       this.stopping = true;
       this.readiness.stopping(`${signal}: no longer accepting; ${this.active} session(s) left`);
       for (const l of this.listeners) l.close();
-      for (const s of this.waiting.splice(0)) this.refuse(s);
+      for (const s of this.waiting.splice(0)) this.refuse(s, 'stopping');
       for (const [s, cancel] of this.headers) {
         cancel();
-        this.refuse(s);
+        this.refuse(s, 'stopping');
         this.active--;
       }
       this.headers.clear();
@@ -485,6 +500,25 @@ class Launcher {
       launcher: { pid: process.pid, ...ownMemory() },
       workers,
     };
+  }
+
+  /** --metrics: bound before the server says it is up; a bad address ends the start. */
+  private async serveMetrics(address: NonNullable<ServerConfig['metrics']>): Promise<void> {
+    const server = new MetricsServer(address, () => this.scrape(), this.note, this.config.reusePort);
+    try {
+      await server.listen();
+    } catch (e) {
+      await this.pool.stop();
+      fatal((e as Error).message, EXIT_CONFIG);
+    }
+    this.metricsServer = server;
+  }
+
+  private scrape(): Promise<string> {
+    this.scraping ??= Promise.all(this.pool.live().map((w) => this.askWorker(w)))
+      .then((workers) => this.metrics.scrape(this.snapshot(workers)))
+      .finally(() => (this.scraping = undefined));
+    return this.scraping;
   }
 
   /** A tick of the readiness protocol: healthy when every worker runs and answers within `ms`. */
@@ -520,6 +554,7 @@ class Launcher {
     if (this.exiting) return;
     this.exiting = true;
     await this.logFigures('figures at exit');
+    await this.metricsServer?.close();
     await this.pool.stop();
     // STOPPING=1 and the status before it, if still on their way.
     await this.readiness.settled(1000);

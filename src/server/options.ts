@@ -5,6 +5,7 @@ import type { Ids } from '../process/ids';
 import { DEFAULT_TIMEOUT_S, handshakeTimeout, parseFlags, sessionPolicy } from '../session/policy-options';
 import type { Verbosity } from '../helper/options';
 import { proxySockets, type ProxyWhere } from './proxy/options';
+import { parseMetricsAddress, type MetricsAddress } from './metrics/address';
 
 export const SERVER_PROGRAM = 'ucspi-tls-server';
 
@@ -44,6 +45,8 @@ export interface ServerConfig {
   graceMs: number;
   /** Listen with SO_REUSEPORT, beside a server already on the port. */
   reusePort: boolean;
+  /** --metrics: where the metrics are served; none without it. */
+  metrics?: MetricsAddress;
 }
 
 export type Parsed =
@@ -75,6 +78,7 @@ export const USAGE = `usage: ${SERVER_PROGRAM} [-1vqeyY] [--implicit] [-c n] [-b
       --proxy-name NAME      only those to the systemd sockets named NAME (LISTEN_FDNAMES)
       --grace SECONDS        on SIGTERM, let sessions end for this long first (default ${DEFAULT_GRACE_S}, 0 = none)
       --reuse-port           listen with SO_REUSEPORT, beside a server still on the port (restart)
+      --metrics ADDRESS      serve the figures for Prometheus on ADDRESS (host:port or a socket path)
   -v, --verbose              log every event, not only connections and failures
   -q, --quiet                log only fatal errors
   -e, --keep-env             leave the TLS configuration variables in the app's environment
@@ -96,14 +100,14 @@ const NUMBERS = { concurrency: 'c', backlog: 'b', workers: 'w' } as const;
 export function parseServerArgs(argv: readonly string[], env: Env, cpus: number, pid: number): Parsed {
   const a = parseFlags(argv, {
     boolean: ['print-port', 'rules-optional', 'watch', 'proxy', 'reuse-port'],
-    string: ['concurrency', 'backlog', 'workers', 'local-name', 'rules', 'per-address', 'proxy-name', 'grace'],
+    string: ['concurrency', 'backlog', 'workers', 'local-name', 'rules', 'per-address', 'proxy-name', 'grace', 'metrics'],
     alias: { 1: 'print-port', c: 'concurrency', b: 'backlog', w: 'workers', l: 'local-name', x: 'rules', X: 'rules-optional', C: 'per-address' },
   });
   if ('unknown' in a) return usageError(`unknown option ${a.unknown}`);
   if (a.help) return { kind: 'help' };
   if (a.version) return { kind: 'version' };
 
-  for (const name of ['concurrency', 'backlog', 'workers', 'timeout', 'local-name', 'uid', 'gid', 'rules', 'per-address', 'grace']) {
+  for (const name of ['concurrency', 'backlog', 'workers', 'timeout', 'local-name', 'uid', 'gid', 'rules', 'per-address', 'grace', 'metrics']) {
     if (Array.isArray(a[name])) return usageError(`--${name} given more than once`);
   }
   const numbers: Record<keyof typeof NUMBERS, number> = { concurrency: DEFAULT_CONCURRENCY, backlog: DEFAULT_BACKLOG, workers: Math.max(1, cpus) };
@@ -122,6 +126,9 @@ export function parseServerArgs(argv: readonly string[], env: Env, cpus: number,
   if (localName !== undefined && (typeof localName !== 'string' || localName === '')) return usageError('-l needs a name');
   const access = accessOptions(a);
   if (typeof access === 'string') return usageError(access);
+  const metricsValue: unknown = a.metrics;
+  const metrics = metricsValue === undefined ? undefined : parseMetricsAddress(String(metricsValue));
+  if (metrics !== undefined && 'error' in metrics) return usageError(metrics.error);
 
   const words = a._.map(String);
   const systemd = systemdFds(env, pid);
@@ -169,6 +176,7 @@ export function parseServerArgs(argv: readonly string[], env: Env, cpus: number,
   if (appIds !== undefined) config.appIds = appIds;
   if (workerIds !== undefined) config.workerIds = workerIds;
   if (proxy !== undefined) config.proxy = proxy;
+  if (metrics !== undefined) config.metrics = metrics;
   return { kind: 'run', config };
 }
 

@@ -6,7 +6,7 @@ import type { Rule } from './rules';
 
 export type Admission =
   | { ok: true; env: Record<string, string>; release: () => void }
-  | { ok: false; line: string };
+  | { ok: false; line: string; reason: 'rules' | 'per-address' };
 
 /** Connections now, per client address. */
 export class AddressCounts {
@@ -56,10 +56,10 @@ export class Access {
     let rule: Rule = { key: undefined, deny: false, env: [] };
     if (this.rules !== undefined) {
       const found = this.rules.lookup(ip);
-      if (!found.ok) return { ok: false, line: `deny: ${who}: ${found.reason}` };
+      if (!found.ok) return { ok: false, line: `deny: ${who}: ${found.reason}`, reason: 'rules' };
       rule = found.rule;
     }
-    if (rule.deny) return { ok: false, line: `deny: ${who} by ${ruleName(rule.key!)}` };
+    if (rule.deny) return { ok: false, line: `deny: ${who} by ${ruleName(rule.key!)}`, reason: 'rules' };
 
     let limited = addressLimit(this.perAddress, rule.env);
     if ('invalid' in limited) {
@@ -68,7 +68,7 @@ export class Access {
     }
     const now = this.counts.count(ip);
     if (limited.limit !== undefined && now >= limited.limit) {
-      return { ok: false, line: `deny: ${who}: ${now} connection${now === 1 ? '' : 's'} from ${ip} already (${limited.from})` };
+      return { ok: false, line: `deny: ${who}: ${now} connection${now === 1 ? '' : 's'} from ${ip} already (${limited.from})`, reason: 'per-address' };
     }
 
     const env: Record<string, string> = {};

@@ -2,17 +2,32 @@
 // logged as. Counting is a few integer additions per connection; the lines are pure.
 import { FAILURE_REASONS, type FailureReason } from './failure-reason';
 
+/**
+ * Why an accepted connection was closed without an app: -c reached with the waiting queue
+ * full, -C, the -x rules, no valid PROXY header, the server stopping, no TLS worker, the app
+ * not started, or the client gone before it could start.
+ */
+export const REFUSAL_REASONS = ['limit', 'per-address', 'rules', 'proxy', 'stopping', 'no worker', 'app not started', 'client gone'] as const;
+
+export type RefusalReason = (typeof REFUSAL_REASONS)[number];
+
 /** What the launcher counts over its lifetime, from its own events and the workers' `end` messages. */
 export class Counters {
   accepted = 0;
   /** Accepted and closed without an app: waiting queue full, no worker, app not started, stopping. */
   refused = 0;
+  readonly refusals: Record<RefusalReason, number> = Object.fromEntries(REFUSAL_REASONS.map((r) => [r, 0])) as Record<RefusalReason, number>;
   /** Ended sessions in which TLS started. */
   tlsStarted = 0;
   readonly failures: Record<FailureReason, number> = Object.fromEntries(FAILURE_REASONS.map((r) => [r, 0])) as Record<FailureReason, number>;
   /** Decrypted bytes of ended sessions. */
   toClients = 0;
   toApps = 0;
+
+  refusedFor(reason: RefusalReason): void {
+    this.refused++;
+    this.refusals[reason]++;
+  }
 
   ended(r: { tls: boolean; toClient: number; toApp: number; failed?: FailureReason }): void {
     if (r.tls) this.tlsStarted++;
@@ -52,20 +67,27 @@ function mb(bytes: number | undefined): string {
   return bytes === undefined ? '?' : `${(bytes / 1048576).toFixed(1)} MB`;
 }
 
+/** Ended sessions' figures and the running ones' (as far as the workers told them). */
+export function sessionTotals(s: Pick<Snapshot, 'counters' | 'workers'>): { tlsStarted: number; toClients: number; toApps: number } {
+  const c = s.counters;
+  let tlsStarted = c.tlsStarted;
+  let toClients = c.toClients;
+  let toApps = c.toApps;
+  for (const w of s.workers) {
+    tlsStarted += w.tls ?? 0;
+    toClients += w.toClient ?? 0;
+    toApps += w.toApp ?? 0;
+  }
+  return { tlsStarted, toClients, toApps };
+}
+
 /**
  * The lines, in this order: connections, TLS, bytes, the launcher, then one per worker.
  * `label` starts each: "figures" on SIGUSR1, "figures at exit" at exit.
  */
 export function figureLines(label: string, s: Snapshot): string[] {
   const c = s.counters;
-  let tls = c.tlsStarted;
-  let toClients = c.toClients;
-  let toApps = c.toApps;
-  for (const w of s.workers) {
-    tls += w.tls ?? 0;
-    toClients += w.toClient ?? 0;
-    toApps += w.toApp ?? 0;
-  }
+  const { tlsStarted: tls, toClients, toApps } = sessionTotals(s);
   const failed = FAILURE_REASONS.reduce((n, r) => n + c.failures[r], 0);
   const reasons = FAILURE_REASONS.map((r) => `${r} ${c.failures[r]}`).join(', ');
   return [
