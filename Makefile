@@ -26,7 +26,7 @@ NODE ?=
 # `make check RUNTIMES=node`.
 RUNTIMES ?= node node24
 
-.PHONY: all build man deb check soak soak-server soak-helper deps test-deps runtimes demo bench bench-deps soak-idle clean install uninstall
+.PHONY: all build man deb check-deb check soak soak-server soak-helper deps test-deps runtimes demo bench bench-deps soak-idle clean install uninstall
 
 all: build man
 
@@ -80,6 +80,14 @@ $(DEB): build/.stamp $(MANPAGES) $(wildcard debian/* debian/source/*) $(shell fi
 	rm -rf build/deb && mkdir -p build/deb
 	DEB_RULES_REQUIRES_ROOT=no DEB_DESTDIR=$(CURDIR)/build/deb debian/rules binary
 	dh_clean
+
+# Builds the package, checks it with lintian, installs it with dpkg, runs it from the
+# installed files, removes and purges it (test/package/debian.test.ts). As root, once, on
+# its own: it installs system-wide. The first line counts as a run for .ci/run.
+check-deb: test-deps all
+	sh scripts/install-debian-packages lintian debhelper dpkg-dev
+	@echo "# runtime node: debian package, node $$(node -v)"
+	$(TAP) -t 900 build/test/package/debian.test.js
 
 uninstall:
 	for p in $(PROGRAMS); do rm -f $(DESTDIR)$(BINDIR)/$$p; done
