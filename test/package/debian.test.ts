@@ -119,6 +119,13 @@ t.test('the installed executables, man pages and examples', async (t) => {
     t.equal(sh('man', ['-w', p]).out, `/usr/share/man/man1/${p}.1.gz\n`, `man ${p}`);
   }
   t.equal(sh('man', ['-w', '7', 'ucspi-tls']).out, '/usr/share/man/man7/ucspi-tls.7.gz\n');
+  // The FILES sections name the units the package installs.
+  for (const mode of ['wrap', 'server']) {
+    const page = spawnSync('man', [`ucspi-tls-${mode}`], { encoding: 'utf8', env: { ...process.env, MANWIDTH: '200', MANPAGER: 'cat' } }).stdout.replace(/.\x08/g, '');
+    const named = [...page.matchAll(/ucspi-tls-\w+-submission@?\.(socket|service)/g)].map((m) => m[0]);
+    t.not(named.length, 0, `man ucspi-tls-${mode} names its units`);
+    for (const unit of named) t.ok(existsSync(join(UNITS, unit)), `${unit}, named in man ucspi-tls-${mode}, is installed`);
+  }
   for (const f of ['systemd/submission@.service', 'server/systemd/submission.service', 'runit/submission/run', 'xinetd/submission']) {
     t.ok(existsSync(`/usr/share/doc/${PKG}/examples/${f}`), `example ${f}`);
   }
