@@ -122,7 +122,7 @@ t.test('the installed executables, man pages and examples', async (t) => {
   // The FILES sections name the units the package installs.
   for (const mode of ['wrap', 'server']) {
     const page = spawnSync('man', [`ucspi-tls-${mode}`], { encoding: 'utf8', env: { ...process.env, MANWIDTH: '200', MANPAGER: 'cat' } }).stdout.replace(/.\x08/g, '');
-    const named = [...page.matchAll(/ucspi-tls-\w+-submission@?\.(socket|service)/g)].map((m) => m[0]);
+    const named = [...new Set([...page.matchAll(/ucspi-tls-\w+-submission@?\.(socket|service)/g)].map((m) => m[0]))];
     t.not(named.length, 0, `man ucspi-tls-${mode} names its units`);
     for (const unit of named) t.ok(existsSync(join(UNITS, unit)), `${unit}, named in man ucspi-tls-${mode}, is installed`);
   }
