@@ -5,7 +5,7 @@
 // once, on its own, never beside the rest of the suite.
 import t, { type Test } from 'tap';
 import { spawnSync } from 'node:child_process';
-import { chmodSync, existsSync, readdirSync, readFileSync } from 'node:fs';
+import { appendFileSync, chmodSync, existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { freePort, logged, makeCert, ROOT, run, ServerLauncher, sleep, tcpserver, tempDir, uidsOf, WITHOUT_TEST_HOOKS } from '../helpers';
 import { parseEnvironmentFile, parseUnit, unitValues } from '../unit-file';
@@ -108,6 +108,17 @@ t.test('dpkg -i installs it; the users, the conffile and users.env are made', as
     UID: passwd(USERS.app)?.[2], GID: passwd(USERS.app)?.[3], TLS_UID: passwd(USERS.tls)?.[2], TLS_GID: passwd(USERS.tls)?.[3],
   }, 'users.env: the apps as ucspi-tls-app, the TLS side as ucspi-tls');
   t.equal(ids['UID'] === ids['TLS_UID'], false, 'apps and TLS side apart');
+});
+
+t.test('dpkg -i again: the operator\'s conffile kept, users.env written again', async (t) => {
+  const conf = '/etc/ucspi-tls-wrap/submission.env';
+  appendFileSync(conf, 'CERTFILE=/etc/ssl/operator.pem\n');
+  rmSync('/etc/ucspi-tls-wrap/users.env');
+  const r = await dpkg(['-i', DEB]);
+  t.equal(r.status, 0, `dpkg -i: ${r.err}`);
+  t.equal(parseEnvironmentFile(readFileSync(conf, 'utf8'))['CERTFILE'], '/etc/ssl/operator.pem', 'the edited conffile is the operator\'s');
+  t.ok(existsSync('/etc/ucspi-tls-wrap/users.env'), 'users.env written on configure');
+  t.same(readdirSync('/etc/ucspi-tls-wrap').sort(), ['submission.env', 'users.env'], 'no .dpkg-dist or .dpkg-old beside them');
 });
 
 t.test('the installed executables, man pages and examples', async (t) => {
