@@ -26,7 +26,7 @@ NODE ?=
 # `make check RUNTIMES=node`.
 RUNTIMES ?= node node24
 
-.PHONY: all build man check soak soak-server soak-helper deps test-deps runtimes demo bench bench-deps soak-idle clean install uninstall
+.PHONY: all build man deb check-deb check soak soak-server soak-helper deps test-deps runtimes demo bench bench-deps soak-idle clean install uninstall
 
 all: build man
 
@@ -68,6 +68,26 @@ install: all
 	install -m 644 $(filter %.7,$(MANPAGES)) $(DESTDIR)$(MANDIR)/man7/
 	rm -rf $(DESTDIR)$(DOCDIR)/examples && cp -R examples $(DESTDIR)$(DOCDIR)/
 	install -m 644 README.md HACKING.md $(DESTDIR)$(DOCDIR)/
+
+# The Debian package, built by debhelper from debian/ (see debian/rules) into build/deb/.
+# DEB_RULES_REQUIRES_ROOT=no: as debian/control says, so that no fakeroot is needed;
+# dh_clean then removes debhelper's staging from debian/.
+DEB := build/deb/ucspi-tls-wrap_$(VERSION)_all.deb
+deb: $(DEB)
+$(DEB): build/.stamp $(MANPAGES) $(wildcard debian/* debian/source/*) $(shell find examples -type f)
+	sh scripts/install-debian-packages debhelper dpkg-dev
+	@head -1 debian/changelog | grep -q '^ucspi-tls-wrap ($(VERSION))' || { echo "debian/changelog's version differs from package.json ($(VERSION))" >&2; exit 1; }
+	rm -rf build/deb && mkdir -p build/deb
+	DEB_RULES_REQUIRES_ROOT=no DEB_DESTDIR=$(CURDIR)/build/deb debian/rules binary
+	dh_clean
+
+# Builds the package, checks it with lintian, installs it with dpkg, runs it from the
+# installed files, removes and purges it (test/package/debian.test.ts). As root, once, on
+# its own: it installs system-wide. The first line counts as a run for .ci/run.
+check-deb: test-deps all
+	sh scripts/install-debian-packages lintian debhelper dpkg-dev
+	@echo "# runtime node: debian package, node $$(node -v)"
+	$(TAP) -t 900 build/test/package/debian.test.js
 
 uninstall:
 	for p in $(PROGRAMS); do rm -f $(DESTDIR)$(BINDIR)/$$p; done
@@ -136,4 +156,5 @@ build/bench/bench-app: bench/app.c
 	$(CC) -O2 -Wall -Wextra -o $@ bench/app.c
 
 clean:
-	rm -rf build $(MANPAGES)
+	rm -rf build $(MANPAGES) debian/ucspi-tls-wrap debian/.debhelper debian/files debian/debhelper-build-stamp \
+	  debian/*.substvars debian/*.debhelper.log
