@@ -149,6 +149,19 @@ const runners: Record<string, Runner> = {
       }
     }
   },
+  // Built here and read; installing it system-wide is make check-deb's (test/package/).
+  'Install/Debian package': async (t, commands) => {
+    expectCommands(t, commands, [/^make deb$/, /^dpkg -i build\/deb\/\S+\.deb$/]);
+    const build = spawnSync('sh', ['-c', commands[0]!], { cwd: ROOT, encoding: 'utf8' });
+    t.equal(build.status, 0, `make deb: ${build.stderr}`);
+    const deb = join(ROOT, commands[1]!.replace(/^dpkg -i /, ''));
+    t.ok(existsSync(deb), 'make deb leaves the file the next command names');
+    const fields = spawnSync('dpkg-deb', ['-f', deb, 'Package', 'Version', 'Depends'], { encoding: 'utf8' }).stdout;
+    t.match(fields, new RegExp(`^Package: ucspi-tls-wrap\nVersion: ${VERSION.replaceAll('.', '\\.')}\nDepends: nodejs \\(>= 20\\)`), 'the package, its version, nodejs 20 or later');
+    // dpkg's own dry run: the dependencies are met here, and nothing is installed.
+    const dry = spawnSync('sh', ['-c', commands[1]!.replace(/^dpkg -i /, 'dpkg --dry-run -i ')], { cwd: ROOT, encoding: 'utf8' });
+    t.equal(dry.status, 0, `dpkg --dry-run -i: ${dry.stderr}`);
+  },
   'Quick start': async (t, commands) => {
     await stopped(t, await quickStart(t, await place(t), commands));
   },
