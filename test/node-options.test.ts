@@ -1,6 +1,6 @@
 // The node options of our processes, as launchers start them, on the runtime this file runs
 // on (`make check` runs it on each): every process runs with --use-openssl-ca (without it
-// Node 24 parses its ~140 bundled root certificates whenever `tls` loads), and the
+// Node 22, 24 and 26 parse their ~140 bundled root certificates whenever `tls` loads), and the
 // per-connection ones (the helper under tcpserver, the client under tcpclient) also with
 // V8's compilers and collector on the main thread (see bin/ucspi-tls-wrap). The memory these
 // save is asserted in hostile-memory.test.ts.

