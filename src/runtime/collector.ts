@@ -4,7 +4,7 @@
 // code cache for its built-in modules (9 ms more per helper start on Node 24, bench/RESULTS.md).
 // Paid for by memory: a young-generation collection every MiB relayed holds the helper's peak
 // while a slow client reads at 13 MiB instead of 45 MiB (bench/RESULTS.md).
-// test/runtime-collector.test.ts fails when a Node release changes it.
+// test/internals.test.ts fails when a Node release changes it.
 
 export type Gc = (options: { type: 'minor' | 'major' }) => void;
 

@@ -4,7 +4,7 @@
 // and closes neither when the child dies. Left open, they hold an app's control socket (the
 // app waits for EOF forever) and a client connection. Paid for by correctness, found by `make
 // soak` (a worker killed amid new connections left an app blocked and four fds in the
-// launcher); test/server-worker-kill.test.ts and test/runtime-ipc.test.ts fail without it.
+// launcher); test/server-worker-kill.test.ts and test/internals.test.ts fail without it.
 import type { ChildProcess } from 'node:child_process';
 
 type Held = { handle?: { destroy?(): void; close?(): void } | null } | null | undefined;

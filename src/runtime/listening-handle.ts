@@ -3,7 +3,7 @@
 // queue of waiting clients) open while the launcher closes its server to stop accepting:
 // net.Server cannot pause accepting. Paid for by correctness (clients that connect during a
 // pause wait in the queue instead of being refused), not by a bench figure.
-// test/runtime-handles.test.ts fails when a Node release changes it.
+// test/internals.test.ts fails when a Node release changes it.
 import type { Server } from 'node:net';
 
 /** What Node's IPC sends as a raw handle (`net.Native`): a libuv handle object with its fd. */

@@ -7,7 +7,7 @@
 // construction"); with it what the app sends is bounded to 80 KiB per connection and an idle
 // connection holds no buffer (idle KiB per server connection, with the young generation's
 // setting: 121 -> 87 on Node 20, 175 -> 131 on Node 24, bench/RESULTS.md).
-// test/runtime-handles.test.ts fails when a Node release changes it.
+// test/internals.test.ts fails when a Node release changes it.
 import { Socket, type OnReadOpts } from 'node:net';
 
 interface ReadHandle {

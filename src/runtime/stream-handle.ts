@@ -1,7 +1,7 @@
 // A net.Socket's libuv stream handle (`_handle`), for what net.Socket's public API cannot do:
 // stop the handle's reads at once (pause() only stops emitting; the handle reads on, up to
 // 64 KiB), set the fd non-blocking again, and name the fd. Node 20, 24 and 26 alike;
-// test/runtime-handles.test.ts fails when a Node release changes the handle.
+// test/internals.test.ts fails when a Node release changes the handle.
 //
 // Paid for by correctness, not speed: the server hands the app's channels and the client
 // connection from the launcher to a worker with no byte read on the way (one IPC round trip

@@ -3,7 +3,7 @@
 // a single ticket key, and this lets a server accept tickets of the previous key once after
 // a rotation, as nginx and HAProxy do with their lists of keys. Paid for by a feature, not a
 // figure: without it each client holding an older ticket makes a full handshake after a
-// rotation. test/runtime-tls.test.ts fails when a Node release changes it.
+// rotation. test/internals.test.ts fails when a Node release changes it.
 import type { Server } from 'node:tls';
 
 export type TicketKeyCallback = (name: Buffer, iv: Buffer, enc: boolean) => [number, Buffer, Buffer, Buffer, Buffer];

@@ -2,7 +2,7 @@
 // (`server.emit('connection', stream)`): Node keeps it as `_parent`; the public API offers no
 // link back. Paid for by correctness: a worker runs every handshake of a certificate through
 // one tls.Server, and under 50 clients at once a third of the sessions never got their first
-// line while sockets were matched to handshakes by order. test/runtime-tls.test.ts fails when a
+// line while sockets were matched to handshakes by order. test/internals.test.ts fails when a
 // Node release changes it.
 import type { Duplex } from 'node:stream';
 import type { TLSSocket } from 'node:tls';
