@@ -165,20 +165,25 @@ t.test('listeningHandle: sent to a child and back, a second fd that keeps the qu
   const server = createServer();
   t.equal(listeningHandle(server), undefined, 'not listening: no handle');
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  t.teardown(() => void server.close());
   const port = (server.address() as { port: number }).port;
   const handle = listeningHandle(server);
   t.ok(handle, 'found');
   // As the launcher and a worker do: there and back over IPC.
   const echo = join(tempDir(t), 'echo.js');
   writeFileSync(echo, "process.on('message', (m, h) => process.send(m, h, () => { h.close(); process.disconnect(); }));\n");
-  const child = fork(echo, [], { stdio: ['ignore', 'ignore', 'inherit', 'ipc'] });
-  const spare = await within(new Promise<unknown>((resolve) => { child.once('message', (_m, h) => resolve(h)); child.send('dup', handle as Server); }), 5000, 'the handle back');
+  // A bare node: not the test runner's loaders (process.execArgv), which take seconds to load under load.
+  const child = fork(echo, [], { execArgv: [], stdio: ['ignore', 'ignore', 'inherit', 'ipc'] });
+  t.teardown(() => void child.kill());
+  const spare = await within(new Promise<unknown>((resolve) => { child.once('message', (_m, h) => resolve(h)); child.send('dup', handle as Server); }), 20000, 'the handle back');
   t.ok(spare, 'came back');
   await new Promise<void>((resolve) => server.close(() => resolve()));
   // Closed: a client connecting now waits in the queue of the socket the spare still holds.
   const client = connect(port, '127.0.0.1');
+  t.teardown(() => void client.destroy());
   const greeting = new Promise<string>((resolve) => client.once('data', (b: Buffer) => resolve(b.toString())));
   const again = createServer((s) => s.end('accepted'));
+  t.teardown(() => void again.close());
   await new Promise<void>((resolve) => again.listen(spare as Server, resolve));
   t.equal(await within(greeting, 5000, 'the waiting client accepted'), 'accepted', 'the client that came while closed is served');
   client.destroy();
@@ -192,6 +197,7 @@ function deafChild(): ChildProcess {
 
 t.test('closeUndeliveredHandles: the sockets sent to a child that died are closed; the peers see EOF', async (t) => {
   const child = deafChild();
+  t.teardown(() => void child.kill('SIGKILL'));
   t.ok(hasIpcHandleQueue(child), 'found on a child with an IPC channel');
   const pairs = [await tcpPair(t), await tcpPair(t)];
   for (const { ours } of pairs) {
