@@ -35,7 +35,13 @@ t.test(`V8 of Node ${process.version} keeps the young generation at its size onc
   const grown = youngGeneration(false);
   t.ok(grown.after > grown.before, `left alone, it grows: ${grown.before / KiB} -> ${grown.after / KiB} KiB`);
   const kept = youngGeneration(true);
-  t.equal(kept.after, kept.before, `kept small: ${kept.before / KiB} -> ${kept.after / KiB} KiB`);
+  if (Number(process.versions.node.split('.')[0]) < 26) {
+    t.equal(kept.after, kept.before, `kept small: ${kept.before / KiB} -> ${kept.after / KiB} KiB`);
+  } else {
+    // V8 14 (Node 26) still doubles it once (to 2 MiB at least) after the flag, then keeps it.
+    t.ok(kept.after <= Math.max(2 * kept.before, 2048 * KiB), `kept small: ${kept.before / KiB} -> ${kept.after / KiB} KiB, one doubling at most`);
+    t.ok(kept.after * 4 <= grown.after, 'a fraction of what it grows to left alone');
+  }
 });
 
 t.test('the workers start with a small young generation; 200 idle TLS connections cost the server at most 150 KiB each', async (t) => {
