@@ -20,7 +20,7 @@ const MiB = 1024 * KiB;
 function youngGeneration(keepSmall: boolean): { before: number; peak: number } {
   const script = `
     const v8 = require('node:v8');
-    if (${keepSmall}) require(${JSON.stringify(join(ROOT, 'build', 'src', 'session', 'young-generation.js'))}).keepYoungGenerationSmall();
+    if (${keepSmall}) require(${JSON.stringify(join(ROOT, 'build', 'src', 'runtime', 'young-generation.js'))}).keepYoungGenerationSmall();
     const size = () => v8.getHeapSpaceStatistics().find((s) => s.space_name === 'new_space').space_size;
     const before = size();
     let peak = before;

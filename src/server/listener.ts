@@ -3,10 +3,10 @@
 //
 // net.Server has no pause. Closing the server would close the socket and reset every
 // waiting client, unless another fd still holds the socket: so the launcher keeps a
-// spare fd of it (sent to a worker and back: see handles.ts), closes the server to
-// pause, and listens on the spare to resume (then fetches a new spare).
+// spare fd of it (sent to a worker and back: see runtime/listening-handle.ts), closes the
+// server to pause, and listens on the spare to resume (then fetches a new spare).
 import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
-import { listeningHandle } from './handles';
+import { listeningHandle } from '../runtime/listening-handle';
 
 /** `reusePort`: SO_REUSEPORT (Node.js 22.12 and later; see lifecycle/reuse-port.ts). */
 export type Target = { host: string; port: number; reusePort?: boolean } | { fd: number };

@@ -22,8 +22,8 @@ import { Access, type Admission } from './access/access';
 import { Drain } from './lifecycle/drain';
 import type { FailureReason } from './lifecycle/failure-reason';
 import { Counters, figureLines, type RefusalReason, type Snapshot, type WorkerFigures } from './lifecycle/figures';
-import { keepYoungGenerationSmall } from '../session/young-generation';
-import { stopReading } from './handles';
+import { keepYoungGenerationSmall } from '../runtime/young-generation';
+import { stopReading } from '../runtime/stream-handle';
 import { Listener, type Target } from './listener';
 import { endLine, listeningLine, place, startLine, workerDiedLine, type Ending, type Peer } from './log-lines';
 import { EXIT_CONFIG, EXIT_USAGE, parseServerArgs, SERVER_PROGRAM, USAGE, type ServerConfig } from './options';
@@ -341,7 +341,7 @@ class Launcher {
           [5, 'fromApp'],
         ];
     const pipes = child.stdio as unknown as Array<Socket | null>;
-    // Nothing the app writes may be read here: the worker reads it (see handles.ts).
+    // Nothing the app writes may be read here: the worker reads it (see runtime/stream-handle.ts).
     for (const [fd] of channels) stopReading(pipes[fd]!);
 
     const conn: Conn = { id: this.nextId++, pid: child.pid, worker, child, client: sock, startedAt: performance.now(), workerLost: false, done: false, release: admitted.release };

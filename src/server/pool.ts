@@ -4,7 +4,8 @@ import { closeSync, openSync } from 'node:fs';
 import { basename } from 'node:path';
 import { errorWords } from '../messages';
 import type { Ids } from '../process/ids';
-import { SMALL_YOUNG_GENERATION } from '../session/young-generation';
+import { closeUndeliveredHandles } from '../runtime/ipc-handles';
+import { SMALL_YOUNG_GENERATION } from '../runtime/young-generation';
 import type { FromWorker, ToWorker, WorkerSetup } from './protocol';
 
 export interface WorkerSlot {
@@ -24,24 +25,6 @@ export interface PoolEvents {
   died(w: WorkerSlot, code: number | null, signal: NodeJS.Signals | null): void;
   /** A replacement is up. */
   restarted(w: WorkerSlot): void;
-}
-
-/**
- * The handles Node's IPC still holds for a worker that is gone, closed: Node keeps a sent
- * handle open until the child acknowledges it, and queues the next ones behind it, and
- * neither is closed when the child dies. Left open, they hold an app's control socket (the
- * app waits for EOF forever) and a client connection. Node's own fields, as Node names them.
- */
-function closeUndelivered(child: ChildProcess): void {
-  type Held = { handle?: { destroy?(): void; close?(): void } | null };
-  const ipc = child as unknown as { _pendingMessage?: Held | null; _handleQueue?: Held[] | null };
-  for (const held of [ipc._pendingMessage, ...(ipc._handleQueue ?? [])]) {
-    const h = held?.handle;
-    if (h?.destroy !== undefined) h.destroy();
-    else h?.close?.();
-  }
-  ipc._pendingMessage = null;
-  ipc._handleQueue = null;
 }
 
 /** A worker that dies sooner than this after its start is restarted only after this long. */
@@ -110,7 +93,8 @@ export class Pool {
         this.events.message(slot, m, handle);
       });
       child.once('exit', (code, signal) => {
-        closeUndelivered(child);
+        // Handles sent to it and not yet taken: Node's IPC holds them open, and nobody else would close them.
+        closeUndeliveredHandles(child);
         if (!slot.ready) return reject(new Error(`a TLS worker could not start: it ${signal !== null ? `died on ${signal}` : `exited with ${code}`}`));
         if (this.slots[index - 1] === slot) this.slots[index - 1] = undefined;
         if (this.stopping) return;

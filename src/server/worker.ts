@@ -7,7 +7,7 @@ import { startControl, type Engine } from '../session/control-session';
 import { startImplicitSession } from '../session/implicit-session';
 import { createAcceptor, type Acceptor } from '../tls/accept';
 import { failureReason, type FailureReason } from './lifecycle/failure-reason';
-import { resumeReading, setNonBlocking, stopReading } from './handles';
+import { resumeReading, setNonBlocking, stopReading } from '../runtime/stream-handle';
 import { ownMemory } from './lifecycle/memory';
 import { SERVER_PROGRAM } from './options';
 import type { ChannelName, FromWorker, ToWorker, WorkerSetup } from './protocol';
@@ -65,7 +65,7 @@ function client(c: Conn): Promise<Socket> {
 
 /** The client connection, made ready for TLS: only now may this worker read it. */
 function forTls(s: Socket): Socket {
-  // The app is done with it: non-blocking again (see handles.ts); half-close as the contract has it.
+  // The app is done with it: non-blocking again (see runtime/stream-handle.ts); half-close as the contract has it.
   setNonBlocking(s);
   s.allowHalfOpen = true;
   s.setNoDelay(true);

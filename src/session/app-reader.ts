@@ -1,5 +1,5 @@
 // The app's write channel, read without garbage and without a buffer per connection
-// (net.Socket's `onread` option). A plain socket reads each chunk into a fresh buffer
+// (net.Socket's read-into-our-buffer option; see runtime/socket-takeover.ts). A plain socket reads each chunk into a fresh buffer
 // outside V8's heap, which only V8's collector frees, and it collects late: tens of MiB of
 // relayed chunks would wait. Here every channel of the process reads into one landing
 // buffer (reads run one at a time, on the event loop, each handed over before the next),
@@ -7,7 +7,8 @@
 // once the peer is done with it. An idle connection holds no buffer at all: in a resident
 // server with hundreds of idle connections, buffers kept per connection were most of what
 // each one cost. A copy of at most 16 KiB per read costs far less than its encryption.
-import { Socket } from 'node:net';
+import type { Socket } from 'node:net';
+import { takeOverReading } from '../runtime/socket-takeover';
 import { relayed } from './garbage';
 
 /** One read: the most plaintext one TLS record carries. */
@@ -19,12 +20,6 @@ const IN_FLIGHT = 4;
  * Beyond it, chunks done with are left to the collector, and counted as such (garbage).
  */
 const POOLED = 64;
-
-/** The part of libuv's stream handle a net.Socket keeps as `_handle`. */
-interface StreamHandle {
-  readStop(): number;
-  reading: boolean;
-}
 
 let landing: Buffer | undefined;
 const pool: Buffer[] = [];
@@ -66,45 +61,34 @@ export interface AppReader {
  * taken over (no handle, bytes or EOF already read): then the caller pipes it as a stream.
  */
 export function readReused(from: Socket, write: (chunk: Buffer, done: () => void) => void): AppReader | undefined {
-  // `onread` is an option of the constructor only, and the socket was made elsewhere (by
-  // child_process, or over the pipe handle the app was spawned with): a new Socket on the
-  // same handle takes it over. `_handle` is the handle any net.Socket keeps.
-  const handle = (from as unknown as { _handle?: Partial<StreamHandle> | null })._handle;
-  if (handle == null || typeof handle.readStop !== 'function' || typeof handle.reading !== 'boolean') return undefined;
+  // The socket was made elsewhere (by child_process): a new Socket on its handle reads it.
   if (from.destroyed || from.readableEnded || from.readableLength > 0) return undefined;
-  handle.readStop();
-  handle.reading = false;
 
   let inFlight = 0;
   let stopped = false;
   let bytes = 0;
-  const socket: Socket = new Socket({
-    handle,
-    readable: true,
-    writable: true,
-    onread: {
-      // Asked for again after every read: the handle is armed with the landing buffer.
-      buffer: landingBuffer,
-      callback: (n: number, buf: Uint8Array): boolean => {
-        bytes += n;
-        inFlight++;
-        // Copied before anything else runs: the next read of any channel lands in `buf`.
-        const chunk = takeChunk();
-        chunk.set(buf.subarray(0, n));
-        write(chunk.subarray(0, n), () => {
-          inFlight--;
-          giveBack(chunk);
-          if (stopped && inFlight < IN_FLIGHT && !socket.destroyed) {
-            stopped = false;
-            socket.resume();
-          }
-        });
-        // false stops reading until a chunk is done with: at most IN_FLIGHT chunks each.
-        stopped = inFlight >= IN_FLIGHT;
-        return !stopped;
-      },
+  const socket: Socket | undefined = takeOverReading(from, {
+    // Asked for again after every read: the handle is armed with the landing buffer.
+    buffer: landingBuffer,
+    callback: (n: number, buf: Uint8Array): boolean => {
+      bytes += n;
+      inFlight++;
+      // Copied before anything else runs: the next read of any channel lands in `buf`.
+      const chunk = takeChunk();
+      chunk.set(buf.subarray(0, n));
+      write(chunk.subarray(0, n), () => {
+        inFlight--;
+        giveBack(chunk);
+        if (stopped && inFlight < IN_FLIGHT && socket !== undefined && !socket.destroyed) {
+          stopped = false;
+          socket.resume();
+        }
+      });
+      // false stops reading until a chunk is done with: at most IN_FLIGHT chunks each.
+      stopped = inFlight >= IN_FLIGHT;
+      return !stopped;
     },
-    // `handle` is the option child_process itself uses to wrap its pipes; @types/node omits it.
-  } as ConstructorParameters<typeof Socket>[0]);
+  });
+  if (socket === undefined) return undefined;
   return { socket, bytes: () => bytes, inFlight: () => inFlight };
 }

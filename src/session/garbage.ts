@@ -8,18 +8,13 @@
 // The count is the process's, not a connection's: in a process serving many connections
 // the garbage of all of them stays within the one MiB.
 //
-// The collector is exposed only once bulk data flows, not by a node flag: `--expose-gc` on
-// the command line, like any V8 flag that changes what V8 compiles, makes V8 refuse Node's
-// code cache for its built-in modules, and loading child_process, crypto and tls without
-// it costs several milliseconds per connection (9 ms on Node 24). (Changing flags later
-// only affects what is compiled afterwards.) Both are V8's, not Node's API: where a Node
-// refuses the flag or gives no `gc`, there is no collection, and the relay runs on with
-// V8's own timing.
-import { keepYoungGenerationSmall } from './young-generation';
+// The collector is exposed only once bulk data flows, not by a node flag (see
+// runtime/collector.ts): where a Node gives no `gc`, there is no collection, and the relay
+// runs on with V8's own timing.
+import { exposeGc, type Gc } from '../runtime/collector';
+import { keepYoungGenerationSmall } from '../runtime/young-generation';
 
 const EVERY = 1024 * 1024;
-
-type Gc = (options: { type: 'minor' | 'major' }) => void;
 
 let gc: Gc | null | undefined;
 let since = 0;
@@ -28,15 +23,7 @@ function collector(): Gc | null {
   if (gc === undefined) {
     // Bulk data flows from now on: the young generation must not grow with it either.
     keepYoungGenerationSmall();
-    try {
-      /* eslint-disable @typescript-eslint/no-require-imports */
-      (require('node:v8') as typeof import('node:v8')).setFlagsFromString('--expose-gc');
-      const found: unknown = (require('node:vm') as typeof import('node:vm')).runInNewContext('typeof gc === "function" ? gc : null');
-      /* eslint-enable @typescript-eslint/no-require-imports */
-      gc = typeof found === 'function' ? (found as Gc) : null;
-    } catch {
-      gc = null;
-    }
+    gc = exposeGc();
   }
   return gc;
 }

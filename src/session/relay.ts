@@ -6,7 +6,7 @@ import type { Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import { readReused } from './app-reader';
 import { relayed } from './garbage';
-import { keepYoungGenerationSmall } from './young-generation';
+import { keepYoungGenerationSmall } from '../runtime/young-generation';
 import { describeError } from '../tls/handshake';
 
 export interface RelayEvents {

@@ -1,6 +1,7 @@
 // The server handshake on the client stream, with a time limit.
 import type { Server, TLSSocket } from 'node:tls';
 import type { Duplex } from 'node:stream';
+import { tlsParent } from '../runtime/tls-parent';
 import { reasonText } from './client-auth';
 import { highestOffered, readClientHello, type HelloInfo } from './client-hello';
 
@@ -134,12 +135,11 @@ function awaitHandshake(s: Server, client: Duplex, w: Waiter): () => void {
 }
 
 /**
- * The client stream under a server-side TLSSocket: Node keeps the stream it was given as
- * `_parent` (Node 20 and 24 alike; the public API offers no link back). Failing that, a
- * lone handshake under way is the one.
+ * The client stream under a server-side TLSSocket (see runtime/tls-parent.ts). Failing
+ * that, a lone handshake under way is the one.
  */
 function clientOf(t: TLSSocket, under: Map<Duplex, Waiter>): Duplex | undefined {
-  const parent = (t as unknown as { _parent?: Duplex })._parent;
+  const parent = tlsParent(t);
   if (parent !== undefined && under.has(parent)) return parent;
   return under.size === 1 ? under.keys().next().value : undefined;
 }

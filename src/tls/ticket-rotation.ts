@@ -1,10 +1,11 @@
 // After TICKETKEYFILE is rotated (a reload): tickets are made with the new key, and a ticket
 // made with the previous key still resumes once, the client then getting a ticket under the
 // new key (as nginx and HAProxy do with their lists of keys). Node takes a single ticket key,
-// so this uses its context's ticket callback, an internal (the one its own tests use):
-// without it, the new key alone applies and older tickets mean a full handshake.
+// so this uses its context's ticket callback (see runtime/ticket-callback.ts): without it,
+// the new key alone applies and older tickets mean a full handshake.
 import { randomBytes } from 'node:crypto';
 import type { Server } from 'node:tls';
+import { setTicketKeyCallback } from '../runtime/ticket-callback';
 
 /** OpenSSL's answers: not ours (full handshake), good, good but issue a fresh ticket. */
 const UNKNOWN = 0;
@@ -33,17 +34,7 @@ export function ticketKeyAnswer(name: Buffer, iv: Buffer, enc: boolean, current:
   return [UNKNOWN, now.hmac, now.aes, name, iv];
 }
 
-interface TicketContext {
-  enableTicketKeyCallback?: () => void;
-  onticketkeycallback?: (name: Buffer, iv: Buffer, enc: boolean) => unknown;
-}
-
 /** Accept tickets of the previous key too on this server; false when this Node cannot. */
 export function acceptPreviousTicketKey(server: Server, current: Buffer, previous: Buffer): boolean {
-  // An internal: the tls.Server's context, set up by createServer.
-  const ctx = (server as unknown as { _sharedCreds?: { context?: TicketContext } })._sharedCreds?.context;
-  if (ctx === undefined || typeof ctx.enableTicketKeyCallback !== 'function') return false;
-  ctx.onticketkeycallback = (name, iv, enc) => ticketKeyAnswer(name, iv, enc, current, previous);
-  ctx.enableTicketKeyCallback();
-  return true;
+  return setTicketKeyCallback(server, (name, iv, enc) => ticketKeyAnswer(name, iv, enc, current, previous));
 }

@@ -10,7 +10,7 @@
 import { readSync } from 'node:fs';
 import type { Socket } from 'node:net';
 import { errorWords } from '../../messages';
-import { setNonBlocking } from '../handles';
+import { setNonBlocking, socketFd } from '../../runtime/stream-handle';
 import { proxyStep, type ProxyHeader } from './header';
 
 export type HeaderRead = { header: ProxyHeader } | { error: string };
@@ -18,18 +18,12 @@ export type HeaderRead = { header: ProxyHeader } | { error: string };
 /** The longest pause between two tries: the most a slow header's last bytes wait. */
 const MAX_POLL_MS = 32;
 
-function fdOf(s: Socket): number | undefined {
-  // Node's own field (the libuv handle's fd); @types/node does not declare it.
-  const fd = (s as unknown as { _handle: { fd?: number } | null })._handle?.fd;
-  return typeof fd === 'number' && fd >= 0 ? fd : undefined;
-}
-
 /**
  * Reads the header within `timeoutMs`, then calls `done` once, later (not if cancelled). Returns
  * the cancel function. The socket is left as it was: paused, open, its data unread.
  */
 export function readProxyHeader(sock: Socket, timeoutMs: number, done: (r: HeaderRead) => void): () => void {
-  const fd = fdOf(sock);
+  const fd = socketFd(sock);
   let timer: NodeJS.Timeout | undefined;
   let over = false;
   const finish = (r: HeaderRead): void => {
