@@ -5,7 +5,8 @@ import { Drain } from '../src/server/lifecycle/drain';
 import { failureReason } from '../src/server/lifecycle/failure-reason';
 import { Counters, figureLines } from '../src/server/lifecycle/figures';
 import { privateBytes } from '../src/server/lifecycle/memory';
-import { EXIT_USAGE, parseServerArgs } from '../src/server/options';
+import { EXIT_USAGE } from '../src/contract/exit-codes';
+import { parseServerArgs } from '../src/server/options';
 import { reusePortRefusal } from '../src/server/lifecycle/reuse-port';
 
 t.test('handshake failures: the log line -> its bucket', async (t) => {

@@ -2,6 +2,7 @@
 import type { Socket } from 'node:net';
 import { spawnProcess, type AppProcess, type ChildFd } from './app-process';
 import type { Ids } from './ids';
+import { EXIT_CONFIG, EXIT_NO_TLS } from '../contract/exit-codes';
 
 export interface AppFds {
   stdin: number;
@@ -63,10 +64,7 @@ export const FORWARDED_SIGNALS: readonly NodeJS.Signals[] = ['SIGTERM', 'SIGINT'
  * variables in its environment. So a shell waits on fd 3 for them and then becomes the
  * app; empty input means the handshake failed, and the app never runs.
  */
-/** Status of the implicit mode when the handshake fails: the app never ran. */
-export const EXIT_NO_TLS = 98;
-
-export const IMPLICIT_STUB = `v=$(cat <&3) || exit 111; [ -n "$v" ] || exit ${EXIT_NO_TLS}; eval "$v"; exec 3<&-; exec "$@"`;
+export const IMPLICIT_STUB = `v=$(cat <&3) || exit ${EXIT_CONFIG}; [ -n "$v" ] || exit ${EXIT_NO_TLS}; eval "$v"; exec 3<&-; exec "$@"`;
 
 export interface ImplicitApp {
   child: AppProcess;

@@ -5,7 +5,7 @@ import type { App } from '../process/app';
 import { classifyCommand, describeByte } from './control';
 import type { Logger } from '../log';
 import { relay, summaryLine, type Relay, type RelayCounts } from './relay';
-import { encodeReply, type Vars } from './reply';
+import { encodeReply, type Vars } from '../contract/reply';
 
 export interface EngineHooks {
   /** TLS is up: the helper must not exit before outboundDone. */

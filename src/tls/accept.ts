@@ -10,7 +10,7 @@ import type { HelloInfo } from './client-hello';
 import type { Credentials, IdentityCredentials, PairCredentials } from './credentials';
 import { serverHandshake, type Chooser, type Handshaken } from './handshake';
 import type { Logger } from '../log';
-import type { Vars } from '../session/reply';
+import type { Vars } from '../contract/reply';
 import { sessionIdOf, sessionVars, type PeerCertificate } from './session-vars';
 import { chooseIdentity } from './sni';
 import type { TlsConfig } from './config';

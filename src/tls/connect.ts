@@ -10,7 +10,7 @@ import type { ClientTlsConfig } from '../client/options';
 import { defaultGroups } from './groups';
 import { describeError } from './handshake';
 import type { Logger } from '../log';
-import type { Vars } from '../session/reply';
+import type { Vars } from '../contract/reply';
 import { sessionIdOf, sessionVars, type PeerCertificate } from './session-vars';
 import { parseCertificate } from './x509';
 
