@@ -4,7 +4,8 @@
 import type { Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import { shellAssignments } from '../process/app';
-import type { Engine, EngineHooks } from './control-session';
+import type { Engine } from './control-session';
+import type { EngineHooks } from '../process/supervise';
 import type { Logger } from '../log';
 import { relay, summaryLine, type Relay } from './relay';
 import type { Vars } from '../contract/reply';
