@@ -3,16 +3,9 @@ import { isIP } from 'node:net';
 import { fdVariables } from '../contract/fds';
 import { configError, handshakeTimeout, parseFlags, repeated, usageError, type Parsed } from '../contract/flags';
 import { verbosityOf, type Verbosity } from '../contract/verbosity';
-import { nonEmpty, normalizeServerName, readPolicy, type Env, type KeyPair, type TlsPolicy } from '../tls/config';
+import { nonEmpty, normalizeServerName, readPolicy, type ClientTlsConfig, type Env } from '../tls/config';
 
 export const CLIENT_PROGRAM = 'ucspi-tls-client';
-
-export interface ClientTlsConfig extends TlsPolicy {
-  caFile?: string;
-  caDir?: string;
-  /** A client certificate to present (CERTFILE, KEYFILE). */
-  pair?: KeyPair;
-}
 
 export interface ClientConfig {
   app: string[];
