@@ -21,7 +21,7 @@ import { VERSION } from '../version';
 import { EXIT_CONFIG, EXIT_USAGE } from '../contract/exit-codes';
 import { Access, type Admission } from './access/access';
 import { Drain } from './lifecycle/drain';
-import type { FailureReason } from './lifecycle/failure-reason';
+import type { FailureReason } from '../tls/failure';
 import { Counters, figureLines, type WorkerFigures } from './lifecycle/figures';
 import { keepYoungGenerationSmall } from '../session/young-generation';
 import { isSessionVariable } from '../session/policy-options';

@@ -1,6 +1,6 @@
 // The live figures (SIGUSR1, and at exit): the launcher's counters and the lines they are
 // logged as. Counting is a few integer additions per connection; the lines are pure.
-import { FAILURE_REASONS, type FailureReason } from './failure-reason';
+import { FAILURE_REASONS, type FailureReason } from '../../tls/failure';
 
 /** What the launcher counts over its lifetime, from its own events and the workers' `end` messages. */
 export class Counters {
