@@ -2,7 +2,7 @@
 import type { Socket } from 'node:net';
 import { spawnProcess, type AppProcess, type ChildFd } from './app-process';
 import type { Ids } from './ids';
-import { EXIT_CONFIG, EXIT_NO_TLS } from '../contract/exit-codes';
+import { EXIT_CANNOT_RUN, EXIT_CONFIG, EXIT_NO_TLS, EXIT_NOT_FOUND } from '../contract/exit-codes';
 
 export interface AppFds {
   stdin: number;
@@ -53,7 +53,7 @@ export function exitStatus(code: number | null, signal: NodeJS.Signals | null): 
 
 /** Status when the app could not be started at all, as a shell would give. Pure. */
 export function spawnFailureStatus(code: string | undefined): number {
-  return code === 'ENOENT' ? 127 : 126;
+  return code === 'ENOENT' ? EXIT_NOT_FOUND : EXIT_CANNOT_RUN;
 }
 
 export const FORWARDED_SIGNALS: readonly NodeJS.Signals[] = ['SIGTERM', 'SIGINT', 'SIGHUP'];
