@@ -2,7 +2,7 @@
 // writes: process.stderr would wrap fd 2 in a stream and may set O_NONBLOCK on it, which
 // xinetd shares with the client socket.
 import { writeSync } from 'node:fs';
-import { PROGRAM, type Verbosity } from './helper/options';
+import type { Verbosity } from './contract/verbosity';
 
 export interface Logger {
   /** Failures and refusals: shown unless -q. */
@@ -25,7 +25,7 @@ function writeLine(fd: number, line: string): void {
 }
 
 /** `pid` names the connection in each line: the helper's own, or the server's app for it; null for none. */
-export function createLogger(fd: number | undefined, verbosity: Verbosity, program = PROGRAM, pid: number | null = process.pid): Logger {
+export function createLogger(fd: number | undefined, verbosity: Verbosity, program: string, pid: number | null = process.pid): Logger {
   const write = (message: string): void => {
     if (fd !== undefined) writeLine(fd, logLine(program, message, pid));
   };

@@ -9,7 +9,8 @@ import { parseMetricsAddress } from '../src/server/metrics/address';
 import { certificateRows, keyType } from '../src/server/metrics/certificates';
 import { MetricsState } from '../src/server/metrics/state';
 import { escapeLabel, render } from '../src/server/metrics/text-format';
-import { EXIT_USAGE, parseServerArgs } from '../src/server/options';
+import { EXIT_USAGE } from '../src/contract/exit-codes';
+import { parseServerArgs } from '../src/server/options';
 
 const DAY = 86_400_000;
 const ENV = { CERTFILE: '/c.pem' };

@@ -1,7 +1,8 @@
 // The PROXY protocol header's pure parts: where a header ends (never a byte past it), what
 // it says, what is refused and in which words; the options; the app's variables.
 import t from 'tap';
-import { EXIT_CONFIG, EXIT_USAGE, parseServerArgs } from '../src/server/options';
+import { EXIT_CONFIG, EXIT_USAGE } from '../src/contract/exit-codes';
+import { parseServerArgs } from '../src/server/options';
 import { clientEnds, proxyVariables, refusedLine, viaWords } from '../src/server/proxy/env';
 import { canonicalIPv6, parseV1, parseV2, proxyStep, V1_MAX, V2_SIGNATURE, type ProxyHeader } from '../src/server/proxy/header';
 import { headerTimeoutMs, proxySockets, requiresHeader } from '../src/server/proxy/options';

@@ -98,6 +98,34 @@ t.test('SIGUSR1 and exit: connections, TLS started, failures by reason, bytes, m
   t.match(srv.err, /ucspi-tls-server: figures at exit: worker 2 pid \d+: [^\n]*\nucspi-tls-server: exiting\n$/, 'the figures, then the last line');
 });
 
+t.test('failures by reason, as each failure site names it: a handshake timed out, a client certificate missing', async (t) => {
+  const dir = tempDir(t);
+  const port = await freePort();
+  const certs = makeCert(dir);
+  const srv = await ucspiTlsServer(t, port, baseEnv(certs, { REPORT: dir, CAFILE: certs.cert }), ['-w', '1', '-y', '-t', '1'], [APP]);
+
+  // 1. -y, and the client sends no certificate.
+  const noCert = await startTls(port, { maxVersion: 'TLSv1.2' }).catch((e: Error) => e);
+  t.type(noCert, Error, 'the client without a certificate is refused');
+  await srv.end({ nth: 0 });
+
+  // 2. STARTTLS, then no ClientHello within -t 1.
+  const silent = connect({ port, host: '127.0.0.1' });
+  silent.on('error', () => {});
+  const lines = new Lines(silent);
+  await lines.reply('220');
+  silent.write('STARTTLS\r\n');
+  t.equal(await lines.line(), '220 ready');
+  await srv.end({ nth: 1 });
+  silent.destroy();
+
+  t.match(srv.err, /^ucspi-tls-server: pid \d+: handshake failed: peer did not return a certificate$/m);
+  t.match(srv.err, /^ucspi-tls-server: pid \d+: handshake timed out after 1 s$/m);
+  srv.proc.kill('SIGTERM');
+  t.same(await srv.exit(), { status: 0, signal: null });
+  t.match(srv.err, /^ucspi-tls-server: figures at exit: tls: 0 started, 2 handshakes failed \(timeout 1, client gone 0, protocol 0, no shared cipher\/version 0, certificate required 1, other 0\)$/m);
+});
+
 t.test('-q: SIGUSR1 logs nothing, as every other line', async (t) => {
   const dir = tempDir(t);
   // Port 0 and -1: the port it prints is its own, and it prints it once listening.

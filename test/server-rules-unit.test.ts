@@ -7,7 +7,8 @@ import { closeSync, openSync, readFileSync, truncateSync, writeFileSync } from '
 import { join } from 'node:path';
 import { Access, addressLimit, AddressCounts } from '../src/server/access/access';
 import { Cdb, CdbError, cdbHash } from '../src/server/access/cdb';
-import { EXIT_USAGE, parseServerArgs } from '../src/server/options';
+import { EXIT_USAGE } from '../src/contract/exit-codes';
+import { parseServerArgs } from '../src/server/options';
 import { findRule, parseRuleData, ruleKeys } from '../src/server/access/rules';
 import { RulesFile } from '../src/server/access/rules-file';
 import { tempDir } from './helpers';

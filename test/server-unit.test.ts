@@ -2,7 +2,8 @@
 // variables, the log lines.
 import t from 'tap';
 import { endLine, listeningLine, startLine, workerDiedLine } from '../src/server/log-lines';
-import { DEFAULT_BACKLOG, DEFAULT_CONCURRENCY, EXIT_CONFIG, EXIT_USAGE, parseServerArgs, systemdFds } from '../src/server/options';
+import { EXIT_CONFIG, EXIT_USAGE } from '../src/contract/exit-codes';
+import { DEFAULT_BACKLOG, DEFAULT_CONCURRENCY, parseServerArgs, systemdFds } from '../src/server/options';
 import { NOBODY, planServerPrivileges } from '../src/server/privileges';
 import { tcpVariables, unmapped } from '../src/server/tcp-env';
 

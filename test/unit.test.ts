@@ -8,9 +8,10 @@ import { readClientHello } from '../src/tls/client-hello';
 import { clientSource } from '../src/process/client-fds';
 import { classifyCommand, describeByte } from '../src/session/control';
 import { appEnvironment } from '../src/process/environment';
-import { EXIT_CONFIG, EXIT_USAGE, parseArgs } from '../src/helper/options';
+import { isSessionVariable } from '../src/session/policy-options';
+import { EXIT_CONFIG, EXIT_USAGE } from '../src/contract/exit-codes';
+import { parseArgs } from '../src/helper/options';
 import { pemBlocks } from '../src/tls/pem';
-import { decodeReply, encodeReply } from '../src/session/reply';
 import { cipherBits, sessionVars } from '../src/tls/session-vars';
 import { parseCertificate, rfc2253, type NameEntry } from '../src/tls/x509';
 import { tempDir } from './helpers';
@@ -41,10 +42,10 @@ t.test('options', async (t) => {
 
 t.test('environment', async (t) => {
   const env = { PATH: '/bin', CERTFILE: 'c', KEYFILE: 'k', CIPHERS: 'x', DHFILE: 'd', CERTCHAINFILE: 'cc', LISTEN_FDS: '1', LISTEN_PID: '9', TCPREMOTEIP: '1.2.3.4' };
-  t.same(appEnvironment(env, { keepEnv: false, fromListenFd: true, ucspiTls: true }), {
+  t.same(appEnvironment(env, { keepEnv: false, ours: isSessionVariable, fromListenFd: true, ucspiTls: true }), {
     PATH: '/bin', TCPREMOTEIP: '1.2.3.4', SSLCTLFD: '3', SSLREADFD: '4', SSLWRITEFD: '5',
   });
-  const kept = appEnvironment(env, { keepEnv: true, fromListenFd: false, ucspiTls: true });
+  const kept = appEnvironment(env, { keepEnv: true, ours: isSessionVariable, fromListenFd: false, ucspiTls: true });
   t.equal(kept.CERTFILE, 'c');
   t.equal(kept.LISTEN_FDS, '1', 'LISTEN_* stay when they were not ours');
 });
@@ -54,15 +55,6 @@ t.test('client source', async (t) => {
   t.same(clientSource({ LISTEN_FDS: '1', LISTEN_PID: '7' }, 7), { kind: 'listen', fd: 3 });
   t.same(clientSource({ LISTEN_FDS: '1', LISTEN_PID: '8' }, 7), { kind: 'stdio' }, 'meant for another process');
   t.equal(clientSource({ LISTEN_FDS: '2', LISTEN_PID: '7' }, 7).kind, 'error');
-});
-
-t.test('reply encoding', async (t) => {
-  const b = encodeReply([['A', '1'], ['B', 'x=y']]);
-  t.equal(b.toString('latin1'), 'A=1\0B=x=y\0\0');
-  t.equal(encodeReply([]).toString('hex'), '00', 'no variables: one NUL');
-  t.same([...decodeReply(b)], [['A', '1'], ['B', 'x=y']]);
-  t.equal(encodeReply([['A', 'a\0b']]).toString('latin1'), 'A=ab\0\0', 'a NUL cannot break the framing');
-  t.throws(() => encodeReply([['A=B', '1']]));
 });
 
 t.test('control commands', async (t) => {

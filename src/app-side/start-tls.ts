@@ -3,7 +3,7 @@
 import { Socket } from 'node:net';
 import type { Duplex, Readable, Writable } from 'node:stream';
 import { joinStreams } from '../process/join-streams';
-import { decodeReply } from '../session/reply';
+import { decodeReply } from '../contract/reply';
 import type { LineReader } from './lines';
 
 /** Not started: no helper, a refused command, or a handshake that failed (the helper's log says why). */

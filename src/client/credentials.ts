@@ -2,21 +2,12 @@
 // the optional client certificate. A bad one is exit 111 and the app never runs.
 import { existsSync, readFileSync } from 'node:fs';
 import { rootCertificates } from 'node:tls';
-import type { ClientTlsConfig } from './options';
+import type { ClientTlsConfig } from '../tls/config';
 import { errorWords } from '../messages';
-import { CredentialsError, readPair, readTrust, type PairCredentials } from '../tls/credentials';
+import { CredentialsError, readPair, readTrust, type ClientCredentials } from '../tls/credentials';
 
 /** Debian's (and most distributions') bundle of the system's trusted CAs. */
 export const SYSTEM_CA_BUNDLE = '/etc/ssl/certs/ca-certificates.crt';
-
-export interface ClientCredentials {
-  /** Trust anchors as PEM. */
-  ca?: string | string[];
-  crl?: string[];
-  /** Where the anchors came from, for the log. */
-  trustSource: string;
-  pair?: PairCredentials;
-}
 
 export function readClientCredentials(c: ClientTlsConfig, systemBundle = SYSTEM_CA_BUNDLE): ClientCredentials {
   const out: ClientCredentials = { trustSource: '' };

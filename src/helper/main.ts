@@ -3,7 +3,7 @@
 // the implicit mode, the app's start overlaps the handshake).
 import { existsSync, openSync, writeSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { EXIT_NO_TLS, spawnApp, spawnFailureStatus, spawnImplicitApp, SpawnError, type App, type ImplicitApp } from '../process/app';
+import { spawnApp, spawnFailureStatus, spawnImplicitApp, SpawnError, type App, type ImplicitApp } from '../process/app';
 import type { AppProcess } from '../process/app-process';
 import { commandMissing } from '../process/command-path';
 import { clientSource, closeInheritedFds, locateClient } from '../process/client-fds';
@@ -13,7 +13,9 @@ import { expiryWarnings } from '../tls/expiry';
 import { appEnvironment } from '../process/environment';
 import { createLogger, fatalLine } from '../log';
 import { cannotRunMessage, errnoOf, errorWords, keyDefaultMessage, logFileMessage, usageMessage } from '../messages';
-import { EXIT_CONFIG, EXIT_USAGE, parseArgs, PROGRAM, USAGE } from './options';
+import { parseArgs, PROGRAM, USAGE } from './options';
+import { EXIT_CONFIG, EXIT_NO_TLS, EXIT_USAGE } from '../contract/exit-codes';
+import { isSessionVariable } from '../session/policy-options';
 import { dropPrivileges, planPrivileges } from '../process/privileges';
 import { supervise } from '../process/supervise';
 import { VERSION } from '../version';
@@ -63,7 +65,7 @@ function main(): void {
     }
   }
   if (fds.stderrIsClient) appStderr = logFd ?? openSync('/dev/null', 'w');
-  const log = createLogger(logFd, config.verbosity);
+  const log = createLogger(logFd, config.verbosity, PROGRAM);
   const fatal = (message: string, status: number): never => {
     fatalLine(message, PROGRAM, logFd);
     process.exit(status);
@@ -89,6 +91,7 @@ function main(): void {
 
   const env = appEnvironment(process.env, {
     keepEnv: config.keepEnv,
+    ours: isSessionVariable,
     fromListenFd: source.kind === 'listen',
     ucspiTls: !config.implicit,
   });

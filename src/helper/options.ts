@@ -1,23 +1,12 @@
 // Command line and environment -> configuration. Pure: no I/O, so every rule is
 // tested directly.
-import { isTlsVariable, type TlsConfig } from '../tls/config';
+import type { TlsConfig } from '../tls/config';
 import type { Ids } from '../process/ids';
-import { handshakeTimeout, parseFlags, sessionPolicy } from '../session/policy-options';
+import { configError, handshakeTimeout, repeated, usageError, type Parsed as ParsedAs } from '../contract/flags';
+import { verbosityOf, type Verbosity } from '../contract/verbosity';
+import { parseSessionFlags, sessionPolicy } from '../session/policy-options';
 
 export const PROGRAM = 'ucspi-tls-wrap';
-
-/** Exit statuses of the helper itself (the app's status is passed on otherwise). */
-export const EXIT_USAGE = 100;
-export const EXIT_CONFIG = 111;
-
-/** Variables the helper reads for itself; they are removed from the app's environment. */
-export function isHelperVariable(name: string): boolean {
-  return isTlsVariable(name) || name === 'TLS_UID' || name === 'TLS_GID';
-}
-
-export type { Ids } from '../process/ids';
-
-export type Verbosity = 0 | 1 | 2;
 
 export interface Config {
   app: string[];
@@ -35,11 +24,7 @@ export interface Config {
   helperIds?: Ids;
 }
 
-export type Parsed =
-  | { kind: 'run'; config: Config }
-  | { kind: 'help' }
-  | { kind: 'version' }
-  | { kind: 'error'; status: number; message: string };
+export type Parsed = ParsedAs<Config>;
 
 export const USAGE = `usage: ${PROGRAM} [-vqeyY] [--implicit] [-t seconds] [-l logfile] [-u uid -g gid] app [arg ...]
       --implicit             TLS from the first byte (ports 465, 993, 995): the handshake,
@@ -65,14 +50,13 @@ environment: CERTFILE KEYFILE CERTCHAINFILE OCSPFILE (each also as VAR:servernam
 type Env = Readonly<Record<string, string | undefined>>;
 
 export function parseArgs(argv: readonly string[], env: Env): Parsed {
-  const a = parseFlags(argv, { string: ['log-file'], alias: { l: 'log-file' } });
+  const a = parseSessionFlags(argv, { string: ['log-file'], alias: { l: 'log-file' } });
   if ('unknown' in a) return usageError(`unknown option ${a.unknown}`);
   if (a.help) return { kind: 'help' };
   if (a.version) return { kind: 'version' };
 
-  for (const name of ['timeout', 'log-file', 'uid', 'gid']) {
-    if (Array.isArray(a[name])) return usageError(`--${name} given more than once`);
-  }
+  const twice = repeated(a, ['timeout', 'log-file', 'uid', 'gid']);
+  if (twice !== undefined) return usageError(twice);
   const handshakeTimeoutMs = handshakeTimeout(a.timeout);
   if (typeof handshakeTimeoutMs !== 'number') return usageError(handshakeTimeoutMs.usage);
   const logFile: unknown = a['log-file'];
@@ -88,18 +72,9 @@ export function parseArgs(argv: readonly string[], env: Env): Parsed {
   if ('config' in policy) return configError(policy.config);
   const { tls, appIds: ids, tlsIds: helperIds } = policy;
 
-  const verbosity: Verbosity = a.quiet ? 0 : a.verbose ? 2 : 1;
-  const config: Config = { app, verbosity, handshakeTimeoutMs, keepEnv: Boolean(a['keep-env']), implicit: Boolean(a.implicit), tls };
+  const config: Config = { app, verbosity: verbosityOf(a), handshakeTimeoutMs, keepEnv: Boolean(a['keep-env']), implicit: Boolean(a.implicit), tls };
   if (typeof logFile === 'string') config.logFile = logFile;
   if (ids !== undefined) config.appIds = ids;
   if (helperIds !== undefined) config.helperIds = helperIds;
   return { kind: 'run', config };
-}
-
-function configError(message: string): Parsed {
-  return { kind: 'error', status: EXIT_CONFIG, message };
-}
-
-function usageError(message: string): Parsed {
-  return { kind: 'error', status: EXIT_USAGE, message };
 }

@@ -4,13 +4,15 @@
 import type { App } from '../process/app';
 import type { ClientFds } from '../process/client-fds';
 import { openClientStream } from '../process/client-stream';
-import { startControl, type Engine, type EngineHooks } from '../session/control-session';
+import { startControl, type Engine } from '../session/control-session';
+import type { EngineHooks } from '../process/supervise';
 import type { Credentials } from '../tls/credentials';
 import type { Logger } from '../log';
 import type { Config } from './options';
 import { createAcceptor, type Accepted } from '../tls/accept';
 
-export type { Engine, EngineHooks } from '../session/control-session';
+export type { Engine } from '../session/control-session';
+export type { EngineHooks } from '../process/supervise';
 
 /** What the helper's engines start from; `A` is the app as the mode started it. */
 export interface EngineInput<A = App> {

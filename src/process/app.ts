@@ -2,6 +2,7 @@
 import type { Socket } from 'node:net';
 import { spawnProcess, type AppProcess, type ChildFd } from './app-process';
 import type { Ids } from './ids';
+import { EXIT_CANNOT_RUN, EXIT_CONFIG, EXIT_NO_TLS, EXIT_NOT_FOUND } from '../contract/exit-codes';
 
 export interface AppFds {
   stdin: number;
@@ -52,7 +53,7 @@ export function exitStatus(code: number | null, signal: NodeJS.Signals | null): 
 
 /** Status when the app could not be started at all, as a shell would give. Pure. */
 export function spawnFailureStatus(code: string | undefined): number {
-  return code === 'ENOENT' ? 127 : 126;
+  return code === 'ENOENT' ? EXIT_NOT_FOUND : EXIT_CANNOT_RUN;
 }
 
 export const FORWARDED_SIGNALS: readonly NodeJS.Signals[] = ['SIGTERM', 'SIGINT', 'SIGHUP'];
@@ -63,10 +64,7 @@ export const FORWARDED_SIGNALS: readonly NodeJS.Signals[] = ['SIGTERM', 'SIGINT'
  * variables in its environment. So a shell waits on fd 3 for them and then becomes the
  * app; empty input means the handshake failed, and the app never runs.
  */
-/** Status of the implicit mode when the handshake fails: the app never ran. */
-export const EXIT_NO_TLS = 98;
-
-export const IMPLICIT_STUB = `v=$(cat <&3) || exit 111; [ -n "$v" ] || exit ${EXIT_NO_TLS}; eval "$v"; exec 3<&-; exec "$@"`;
+export const IMPLICIT_STUB = `v=$(cat <&3) || exit ${EXIT_CONFIG}; [ -n "$v" ] || exit ${EXIT_NO_TLS}; eval "$v"; exec 3<&-; exec "$@"`;
 
 export interface ImplicitApp {
   child: AppProcess;

@@ -2,13 +2,27 @@
 // the app has exited and, if TLS ran, every byte it wrote has been delivered.
 import { exitStatus, FORWARDED_SIGNALS } from './app';
 import type { AppProcess } from './app-process';
-import type { Engine, EngineHooks } from '../session/control-session';
 import type { Logger } from '../log';
+
+/** What the session tells the helper's life. */
+export interface EngineHooks {
+  /** TLS is up: the helper must not exit before outboundDone. */
+  tlsStarted(): void;
+  outboundDone(): void;
+}
+
+/** What the helper's life asks of the session. */
+export interface SupervisedEngine {
+  /** The closing log line, once TLS has run. */
+  summary(): string | undefined;
+  /** The app has exited (the helper waits for its last bytes to go out). */
+  appExited(): void;
+}
 
 export interface Supervisor {
   hooks: EngineHooks;
   /** The engine, once it exists: its closing log line, and news of the app's exit. */
-  setEngine(engine: Engine): void;
+  setEngine(engine: SupervisedEngine): void;
   tlsUp(): boolean;
 }
 
@@ -22,7 +36,7 @@ export interface SuperviseOptions {
 
 export function supervise(child: AppProcess, o: SuperviseOptions): Supervisor {
   let status: number | undefined;
-  let engine: Engine | undefined;
+  let engine: SupervisedEngine | undefined;
   let tlsUp = false;
   let outboundDone = false;
   const maybeExit = (): void => {

@@ -18,15 +18,17 @@ import type { Credentials } from '../tls/credentials';
 import { CredentialsError, loadCredentials } from '../tls/load';
 import { TICKET_KEY_BYTES } from '../tls/credentials';
 import { VERSION } from '../version';
+import { EXIT_CONFIG, EXIT_USAGE } from '../contract/exit-codes';
 import { Access, type Admission } from './access/access';
 import { Drain } from './lifecycle/drain';
-import type { FailureReason } from './lifecycle/failure-reason';
+import type { FailureReason } from '../tls/failure';
 import { Counters, figureLines, type RefusalReason, type Snapshot, type WorkerFigures } from './lifecycle/figures';
 import { keepYoungGenerationSmall } from '../runtime/young-generation';
+import { isSessionVariable } from '../session/policy-options';
 import { stopReading } from '../runtime/stream-handle';
 import { Listener, type Target } from './listener';
 import { endLine, listeningLine, place, startLine, workerDiedLine, type Ending, type Peer } from './log-lines';
-import { EXIT_CONFIG, EXIT_USAGE, parseServerArgs, SERVER_PROGRAM, USAGE, type ServerConfig } from './options';
+import { parseServerArgs, SERVER_PROGRAM, USAGE, type ServerConfig } from './options';
 import { Pool, type WorkerSlot } from './pool';
 import { ownMemory } from './lifecycle/memory';
 import { planServerPrivileges, type ServerPlan } from './privileges';
@@ -172,7 +174,7 @@ class Launcher {
       log: (line) => this.note(line),
       exit: () => void this.exit(),
     });
-    const env = appEnvironment(process.env, { keepEnv: config.keepEnv, fromListenFd: true, ucspiTls: !config.implicit });
+    const env = appEnvironment(process.env, { keepEnv: config.keepEnv, ours: isSessionVariable, fromListenFd: true, ucspiTls: !config.implicit });
     for (const n of [...STALE_TCP_VARIABLES, ...PROXY_VARIABLES, ...NOTIFY_VARIABLES]) delete env[n];
     this.baseEnv = env;
     this.pool = new Pool(

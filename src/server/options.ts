@@ -2,15 +2,13 @@
 import { isIP } from 'node:net';
 import type { TlsConfig } from '../tls/config';
 import type { Ids } from '../process/ids';
-import { DEFAULT_TIMEOUT_S, handshakeTimeout, parseFlags, sessionPolicy } from '../session/policy-options';
-import type { Verbosity } from '../helper/options';
+import { configError, DEFAULT_TIMEOUT_S, handshakeTimeout, repeated, usageError, type Parsed as ParsedAs } from '../contract/flags';
+import { verbosityOf, type Verbosity } from '../contract/verbosity';
+import { parseSessionFlags, sessionPolicy } from '../session/policy-options';
 import { proxySockets, type ProxyWhere } from './proxy/options';
 import { parseMetricsAddress, type MetricsAddress } from './metrics/address';
 
 export const SERVER_PROGRAM = 'ucspi-tls-server';
-
-export const EXIT_USAGE = 100;
-export const EXIT_CONFIG = 111;
 
 export type Listen = { kind: 'address'; host: string; port: number } | { kind: 'systemd'; fds: number[] };
 
@@ -49,11 +47,7 @@ export interface ServerConfig {
   metrics?: MetricsAddress;
 }
 
-export type Parsed =
-  | { kind: 'run'; config: ServerConfig }
-  | { kind: 'help' }
-  | { kind: 'version' }
-  | { kind: 'error'; status: number; message: string };
+export type Parsed = ParsedAs<ServerConfig>;
 
 export const DEFAULT_CONCURRENCY = 40;
 export const DEFAULT_BACKLOG = 511;
@@ -98,7 +92,7 @@ const NUMBERS = { concurrency: 'c', backlog: 'b', workers: 'w' } as const;
 
 /** `cpus`: the default number of workers. `pid`: ours, to tell whether LISTEN_FDS is meant for us. */
 export function parseServerArgs(argv: readonly string[], env: Env, cpus: number, pid: number): Parsed {
-  const a = parseFlags(argv, {
+  const a = parseSessionFlags(argv, {
     boolean: ['print-port', 'rules-optional', 'watch', 'proxy', 'reuse-port'],
     string: ['concurrency', 'backlog', 'workers', 'local-name', 'rules', 'per-address', 'proxy-name', 'grace', 'metrics'],
     alias: { 1: 'print-port', c: 'concurrency', b: 'backlog', w: 'workers', l: 'local-name', x: 'rules', X: 'rules-optional', C: 'per-address' },
@@ -107,9 +101,8 @@ export function parseServerArgs(argv: readonly string[], env: Env, cpus: number,
   if (a.help) return { kind: 'help' };
   if (a.version) return { kind: 'version' };
 
-  for (const name of ['concurrency', 'backlog', 'workers', 'timeout', 'local-name', 'uid', 'gid', 'rules', 'per-address', 'grace', 'metrics']) {
-    if (Array.isArray(a[name])) return usageError(`--${name} given more than once`);
-  }
+  const twice = repeated(a, ['concurrency', 'backlog', 'workers', 'timeout', 'local-name', 'uid', 'gid', 'rules', 'per-address', 'grace', 'metrics']);
+  if (twice !== undefined) return usageError(twice);
   const numbers: Record<keyof typeof NUMBERS, number> = { concurrency: DEFAULT_CONCURRENCY, backlog: DEFAULT_BACKLOG, workers: Math.max(1, cpus) };
   for (const name of Object.keys(NUMBERS) as Array<keyof typeof NUMBERS>) {
     const v: unknown = a[name];
@@ -160,7 +153,7 @@ export function parseServerArgs(argv: readonly string[], env: Env, cpus: number,
   const config: ServerConfig = {
     listen,
     app: words,
-    verbosity: a.quiet ? 0 : a.verbose ? 2 : 1,
+    verbosity: verbosityOf(a),
     handshakeTimeoutMs,
     ...numbers,
     printPort: Boolean(a['print-port']),
@@ -211,12 +204,4 @@ export function systemdFds(env: Env, pid: number): number[] | string | undefined
   if (n === undefined || env.LISTEN_PID !== String(pid)) return undefined;
   if (!/^\d{1,3}$/.test(n) || Number(n) < 1) return `LISTEN_FDS=${n}: expected a number of listening sockets`;
   return Array.from({ length: Number(n) }, (_, i) => 3 + i);
-}
-
-function configError(message: string): Parsed {
-  return { kind: 'error', status: EXIT_CONFIG, message };
-}
-
-function usageError(message: string): Parsed {
-  return { kind: 'error', status: EXIT_USAGE, message };
 }

@@ -3,8 +3,8 @@
 // ride along with the messages that name them.
 import type { Credentials } from '../tls/credentials';
 import type { TlsConfig } from '../tls/config';
-import type { Verbosity } from '../helper/options';
-import type { FailureReason } from './lifecycle/failure-reason';
+import type { Verbosity } from '../contract/verbosity';
+import type { FailureReason } from '../tls/failure';
 
 /** STARTTLS: the app's fds 3, 4, 5. Implicit: the stub's fds 0, 1, 3. */
 export type ChannelName = 'ctl' | 'toApp' | 'fromApp' | 'vars';

@@ -6,7 +6,7 @@ import { createLogger, type Logger } from '../log';
 import { startControl, type Engine } from '../session/control-session';
 import { startImplicitSession } from '../session/implicit-session';
 import { createAcceptor, type Acceptor } from '../tls/accept';
-import { failureReason, type FailureReason } from './lifecycle/failure-reason';
+import { failureOf, HandshakeError, type FailureReason } from '../tls/failure';
 import { resumeReading, setNonBlocking, stopReading } from '../runtime/stream-handle';
 import { ownMemory } from './lifecycle/memory';
 import { SERVER_PROGRAM } from './options';
@@ -78,7 +78,7 @@ function handshake(c: Conn): ReturnType<Acceptor['accept']> {
   const run = async (): ReturnType<Acceptor['accept']> => acceptor!.accept(forTls(await client(c)), setup!.handshakeTimeoutMs, c.log);
   return run()
     .catch((e: Error) => {
-      c.failed = failureReason(e.message);
+      c.failed = failureOf(e);
       throw e;
     })
     .finally(() => {
@@ -169,7 +169,7 @@ function onMessage(m: ToWorker, handle: unknown): void {
       const c = conns.get(m.id);
       if (c === undefined) return;
       client(c);
-      c.deliver!(new Error('handshake not started: the client connection is gone'));
+      c.deliver!(new HandshakeError('handshake not started: the client connection is gone', 'client gone'));
       delete c.deliver;
       return;
     }

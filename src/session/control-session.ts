@@ -4,22 +4,13 @@ import type { TLSSocket } from 'node:tls';
 import type { App } from '../process/app';
 import { classifyCommand, describeByte } from './control';
 import type { Logger } from '../log';
+import type { EngineHooks, SupervisedEngine } from '../process/supervise';
 import { relay, summaryLine, type Relay, type RelayCounts } from './relay';
-import { encodeReply, type Vars } from './reply';
+import { encodeReply, type Vars } from '../contract/reply';
 
-export interface EngineHooks {
-  /** TLS is up: the helper must not exit before outboundDone. */
-  tlsStarted(): void;
-  outboundDone(): void;
-}
-
-export interface Engine {
-  /** The closing log line, once TLS has run. */
-  summary(): string | undefined;
+export interface Engine extends SupervisedEngine {
   /** Bytes relayed so far; undefined until TLS runs. */
   counts(): RelayCounts | undefined;
-  /** The app has exited (the helper waits for its last bytes to go out). */
-  appExited(): void;
 }
 
 /** Our ends of the app's control socket and its two channels. */

@@ -4,10 +4,11 @@
 import type { Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import { shellAssignments } from '../process/app';
-import type { Engine, EngineHooks } from './control-session';
+import type { Engine } from './control-session';
+import type { EngineHooks } from '../process/supervise';
 import type { Logger } from '../log';
 import { relay, summaryLine, type Relay } from './relay';
-import type { Vars } from './reply';
+import type { Vars } from '../contract/reply';
 
 /** Our ends of the stub's fd 0 (we write), fd 1 (we read) and fd 3 (the variables). */
 export interface ImplicitChannels {

@@ -1,51 +1,28 @@
-// What the helper's and the server's command lines share about each session: the handshake's
-// time limit, who runs the app and who runs TLS, and the TLS policy with the client
-// certificate mode. Pure: the two parsers call these in their own order of checks.
-import { nonEmpty, readTlsConfig, type ClientCertMode, type TlsConfig } from '../tls/config';
+// What the helper's and the server's command lines share about each session, beyond the
+// flags of every program: who runs the app and who runs TLS, the TLS policy with the client
+// certificate mode, and the variables read for them. Pure: the two parsers call these in
+// their own order of checks.
+import { isTlsVariable, nonEmpty, readTlsConfig, type ClientCertMode, type TlsConfig } from '../tls/config';
 import { idsFrom, type Ids } from '../process/ids';
-
-import minimist from 'minimist';
+import { parseFlags, type FlagSpec } from '../contract/flags';
 
 type Env = Readonly<Record<string, string | undefined>>;
 
-/** The flags of every session, each program adding its own (`-l` means a log file to one, a name to the other). */
-const SESSION_BOOLEANS = ['verbose', 'quiet', 'keep-env', 'help', 'version', 'request-client-cert', 'require-client-cert', 'strict-sni', 'cert-pem', 's6-vars', 'implicit'];
-const SESSION_STRINGS = ['timeout', 'uid', 'gid'];
-const SESSION_ALIASES: Record<string, string> = {
-  v: 'verbose', q: 'quiet', t: 'timeout', e: 'keep-env', h: 'help', V: 'version', Y: 'request-client-cert', y: 'require-client-cert', u: 'uid', g: 'gid',
+/** The flags of every session, beside the ones every program has. */
+export const SESSION_FLAGS: Required<FlagSpec> = {
+  boolean: ['request-client-cert', 'require-client-cert', 'strict-sni', 'cert-pem', 's6-vars', 'implicit'],
+  string: ['uid', 'gid'],
+  alias: { Y: 'request-client-cert', y: 'require-client-cert', u: 'uid', g: 'gid' },
 };
 
-/**
- * The command line up to the first word that is not an option (the app, or the host): the
- * flags, or the first unknown option. `more` are the program's own flags.
- */
-export function parseFlags(
-  argv: readonly string[],
-  more: { boolean?: string[]; string?: string[]; alias?: Record<string, string> },
-): minimist.ParsedArgs | { unknown: string } {
-  let unknown: string | undefined;
-  const a = minimist([...argv], {
-    boolean: [...SESSION_BOOLEANS, ...(more.boolean ?? [])],
-    string: [...SESSION_STRINGS, ...(more.string ?? [])],
-    alias: { ...SESSION_ALIASES, ...more.alias },
-    stopEarly: true,
-    unknown: (arg) => {
-      // With stopEarly, the first non-option word is the app (or the host): accept it.
-      if (unknown === undefined && arg.startsWith('-') && arg !== '-') unknown = arg;
-      return !arg.startsWith('-');
-    },
-  });
-  return unknown !== undefined ? { unknown } : a;
+/** The helper's or the server's command line: the shared flags, the session's, and `more`, its own. */
+export function parseSessionFlags(argv: readonly string[], more: FlagSpec): ReturnType<typeof parseFlags> {
+  return parseFlags(argv, SESSION_FLAGS, more);
 }
 
-export const DEFAULT_TIMEOUT_S = 30;
-
-/** `-t S` in milliseconds (30 s when absent), or the usage error. */
-export function handshakeTimeout(value: unknown): number | { usage: string } {
-  if (value === undefined) return DEFAULT_TIMEOUT_S * 1000;
-  const t = String(value);
-  if (!/^\d+(\.\d+)?$/.test(t)) return { usage: `--timeout needs a number of seconds, not '${t}'` };
-  return Math.round(Number(t) * 1000);
+/** Variables read for the session itself; removed from the app's environment unless -e. */
+export function isSessionVariable(name: string): boolean {
+  return isTlsVariable(name) || name === 'TLS_UID' || name === 'TLS_GID';
 }
 
 export interface SessionPolicy {

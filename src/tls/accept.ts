@@ -8,9 +8,10 @@ import type { DetailedPeerCertificate, TLSSocket } from 'node:tls';
 import { clientVerdict, type Verdict } from './client-auth';
 import type { HelloInfo } from './client-hello';
 import type { Credentials, IdentityCredentials, PairCredentials } from './credentials';
+import { HandshakeError } from './failure';
 import { serverHandshake, type Chooser, type Handshaken } from './handshake';
 import type { Logger } from '../log';
-import type { Vars } from '../session/reply';
+import type { Vars } from '../contract/reply';
 import { sessionIdOf, sessionVars, type PeerCertificate } from './session-vars';
 import { chooseIdentity } from './sni';
 import type { TlsConfig } from './config';
@@ -27,7 +28,7 @@ export interface Acceptor {
   /** Why no handshake can succeed (OpenSSL refused the policy), found before any client. */
   broken: string | undefined;
   /**
-   * Resolves once TLS is up; rejects with an Error whose message is the log line. `log`, for
+   * Resolves once TLS is up; rejects with a HandshakeError (its log line and bucket). `log`, for
    * this connection's lines, defaults to the acceptor's.
    */
   accept(client: Duplex, timeoutMs: number, log?: Logger): Promise<Accepted>;
@@ -51,7 +52,7 @@ export function createAcceptor(policy: TlsConfig, creds: Credentials, defaultLog
   async function accept(client: Duplex, timeoutMs: number, log = defaultLog): Promise<Accepted> {
     if (broken !== undefined) {
       client.destroy();
-      throw new Error(`handshake not started: ${broken}`);
+      throw new HandshakeError(`handshake not started: ${broken}`, 'other');
     }
     const done = await serverHandshake(client, { choose, timeoutMs });
     const { tls } = done;
@@ -69,7 +70,7 @@ export function createAcceptor(policy: TlsConfig, creds: Credentials, defaultLog
         // close_notify, then the socket: not one byte of application data either way.
         tls.end();
         setTimeout(() => tls.destroy(), 1000).unref();
-        throw new Error(`client certificate refused: ${verdict.verify === 'NONE' ? 'the client sent none' : verdict.verify.slice(7)}`);
+        throw new HandshakeError(`client certificate refused: ${verdict.verify === 'NONE' ? 'the client sent none' : verdict.verify.slice(7)}`, 'certificate required');
       }
     }
     const sni = serverName(tls, done.hello);

@@ -175,6 +175,14 @@ export interface TlsPolicy {
   alpn?: string[];
 }
 
+/** ucspi-tls-client's: the policy, its trust anchors and its own certificate. */
+export interface ClientTlsConfig extends TlsPolicy {
+  caFile?: string;
+  caDir?: string;
+  /** A client certificate to present (CERTFILE, KEYFILE). */
+  pair?: KeyPair;
+}
+
 export function readPolicy(env: Env): TlsPolicy | string {
   const minRaw = nonEmpty(env, 'TLS_MIN_VERSION');
   const maxRaw = nonEmpty(env, 'TLS_MAX_VERSION');

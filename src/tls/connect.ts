@@ -5,12 +5,12 @@ import { isIP } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { checkServerIdentity, connect, type ConnectionOptions, type TLSSocket } from 'node:tls';
 import { reasonText } from './client-auth';
-import type { ClientCredentials } from '../client/credentials';
-import type { ClientTlsConfig } from '../client/options';
+import type { ClientTlsConfig } from './config';
+import type { ClientCredentials } from './credentials';
 import { defaultGroups } from './groups';
 import { describeError } from './handshake';
 import type { Logger } from '../log';
-import type { Vars } from '../session/reply';
+import type { Vars } from '../contract/reply';
 import { sessionIdOf, sessionVars, type PeerCertificate } from './session-vars';
 import { parseCertificate } from './x509';
 

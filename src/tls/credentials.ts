@@ -32,6 +32,16 @@ export interface Credentials {
   previousTicketKeys?: Buffer;
 }
 
+/** ucspi-tls-client's: what it trusts, and the certificate it presents. */
+export interface ClientCredentials {
+  /** Trust anchors as PEM. */
+  ca?: string | string[];
+  crl?: string[];
+  /** Where the anchors came from, for the log. */
+  trustSource: string;
+  pair?: PairCredentials;
+}
+
 export class CredentialsError extends Error {}
 
 /** Stateless session tickets: a 16-byte name, a 16-byte HMAC key, a 16-byte AES key. */

@@ -4,6 +4,7 @@ import type { Duplex } from 'node:stream';
 import { tlsParent } from '../runtime/tls-parent';
 import { reasonText } from './client-auth';
 import { highestOffered, readClientHello, type HelloInfo } from './client-hello';
+import { errorReason, HandshakeError, type FailureReason } from './failure';
 
 export interface Handshaken<T> {
   tls: TLSSocket;
@@ -24,22 +25,22 @@ export interface HandshakeOptions<T> {
 /** A fatal unrecognized_name alert, in the clear as alerts before ServerHello are. */
 const UNRECOGNIZED_NAME_ALERT = Buffer.from([0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 0x70]);
 
-/** Resolves with the TLS socket, or rejects with an Error whose message is the log line. */
+/** Resolves with the TLS socket, or rejects with a HandshakeError: the log line and its bucket. */
 export function serverHandshake<T>(client: Duplex, opts: HandshakeOptions<T>): Promise<Handshaken<T>> {
   return new Promise((resolve, reject) => {
     let settled = false;
     let unregister = (): void => {};
-    const fail = (why: string): void => {
+    const fail = (why: string, reason: FailureReason): void => {
       if (settled) return;
       settled = true;
       clearTimeout(timer);
       unregister();
       client.destroy();
-      reject(new Error(why));
+      reject(new HandshakeError(why, reason));
     };
     const timer =
       opts.timeoutMs > 0
-        ? setTimeout(() => fail(`handshake timed out after ${opts.timeoutMs / 1000} s`), opts.timeoutMs)
+        ? setTimeout(() => fail(`handshake timed out after ${opts.timeoutMs / 1000} s`, 'timeout'), opts.timeoutMs)
         : undefined;
 
     // Read the client's first record ourselves, then hand it back to the stream for OpenSSL.
@@ -52,18 +53,18 @@ export function serverHandshake<T>(client: Duplex, opts: HandshakeOptions<T>): P
       client.off('end', onEarlyEnd);
       client.off('error', onEarlyError);
       client.pause();
-      if (hello.kind === 'not-tls') return fail(`handshake failed: client sent ${hello.looksLike}, not a TLS ClientHello`);
+      if (hello.kind === 'not-tls') return fail(`handshake failed: client sent ${hello.looksLike}, not a TLS ClientHello`, 'protocol');
       const info = hello.kind === 'hello' ? hello : undefined;
       const pick = opts.choose(info);
       if ('refused' in pick) {
         client.end(UNRECOGNIZED_NAME_ALERT);
-        return fail(`handshake refused: ${pick.refused}`);
+        return fail(`handshake refused: ${pick.refused}`, 'protocol');
       }
       client.unshift(seen);
       start(pick.server, info, pick.chosen);
     };
-    const onEarlyEnd = (): void => fail('handshake failed: client closed the connection before its ClientHello');
-    const onEarlyError = (e: Error): void => fail(`handshake failed: ${describeError(e)}`);
+    const onEarlyEnd = (): void => fail('handshake failed: client closed the connection before its ClientHello', 'client gone');
+    const onEarlyError = (e: Error): void => fail(`handshake failed: ${describeError(e)}`, errorReason(e));
     client.on('data', onData);
     client.once('end', onEarlyEnd);
     client.once('error', onEarlyError);
@@ -89,7 +90,8 @@ export function serverHandshake<T>(client: Duplex, opts: HandshakeOptions<T>): P
           // (a "hang up"), and only the socket says why.
           const why: unknown = t.authorizationError;
           t.destroy();
-          fail(typeof why === 'string' ? `client certificate refused: ${reasonText(why)}` : `handshake failed: ${describeError(e)}${versionNote(e, hello)}`);
+          if (typeof why === 'string') fail(`client certificate refused: ${reasonText(why)}`, 'certificate required');
+          else fail(`handshake failed: ${describeError(e)}${versionNote(e, hello)}`, errorReason(e));
         },
       });
       client.allowHalfOpen = false;

@@ -1,7 +1,7 @@
 // The variables of the `Y` reply, in mod_ssl's names and formats. Pure.
 import { bytes, children, expect, readTlv, TAG } from './der';
 import { DN_COMPONENTS, oneline, rfc2253, type CertInfo, type NameEntry } from './x509';
-import type { Vars } from '../session/reply';
+import type { Vars } from '../contract/reply';
 import type { TLSSocket } from 'node:tls';
 
 export interface SessionInfo {

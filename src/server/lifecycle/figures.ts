@@ -1,6 +1,6 @@
 // The live figures (SIGUSR1, and at exit): the launcher's counters and the lines they are
 // logged as. Counting is a few integer additions per connection; the lines are pure.
-import { FAILURE_REASONS, type FailureReason } from './failure-reason';
+import { FAILURE_REASONS, type FailureReason } from '../../tls/failure';
 
 /**
  * Why an accepted connection was closed without an app: -c reached with the waiting queue

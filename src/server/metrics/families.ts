@@ -1,6 +1,6 @@
 // What a scrape shows: the live figures (see ../lifecycle/figures.ts), the reloads and the
 // certificates served, as metric families. Pure.
-import { FAILURE_REASONS } from '../lifecycle/failure-reason';
+import { FAILURE_REASONS } from '../../tls/failure';
 import { REFUSAL_REASONS, type Snapshot } from '../lifecycle/figures';
 import type { CertificateRow } from './certificates';
 import type { Family, Sample } from './text-format';

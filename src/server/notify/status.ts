@@ -1,6 +1,6 @@
 // The words systemd shows as the service's status (`systemctl status`: "Status: ..."), and
 // the assignments each event sends. Pure.
-import { FAILURE_REASONS } from '../lifecycle/failure-reason';
+import { FAILURE_REASONS } from '../../tls/failure';
 import type { Snapshot } from '../lifecycle/figures';
 
 /**

@@ -2,7 +2,7 @@
 // --proxy-name NAME (the sockets from systemd that LISTEN_FDNAMES names so, as a socket
 // unit's FileDescriptorName= sets it). Pure.
 
-import { DEFAULT_TIMEOUT_S } from '../../session/policy-options';
+import { DEFAULT_TIMEOUT_S } from '../../contract/flags';
 
 type Env = Readonly<Record<string, string | undefined>>;
 
