@@ -1,7 +1,8 @@
 // Start a process through child_process, with the fds it is given and a socket pair for each
-// 'pipe', and report its exit once. The public API on purpose: libuv's process handle through
-// process.binding() started the app 2 to 3 ms sooner on Node 20, but Node 24 changed its
-// arguments and aborts the whole process (a failed C++ assertion, which no try/catch sees).
+// 'pipe', and report its exit once. The public API on purpose: libuv's process handle, taken
+// from Node's internal bindings, started the app 2 to 3 ms sooner on Node 20, but Node 24
+// changed its arguments and aborts the whole process (a failed C++ assertion, which no
+// try/catch sees).
 import type { ChildProcess } from 'node:child_process';
 import type { Socket } from 'node:net';
 import { commandMissing } from './command-path';
