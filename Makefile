@@ -55,9 +55,9 @@ node_modules/.installed: package.json package-lock.json
 	touch $@
 
 build: build/.stamp
-build/.stamp: node_modules/.installed tsconfig.json scripts/bundle.js $(SOURCES)
+build/.stamp: node_modules/.installed tsconfig.json scripts/bundle.js scripts/eager.js $(SOURCES)
 	$(TSC) -p .
-	node scripts/bundle.js build/src/helper/main.js build/ucspi-tls-wrap.js
+	node scripts/bundle.js --eager build/src/helper/main.js build/ucspi-tls-wrap.js
 	node scripts/bundle.js build/src/client/main.js build/ucspi-tls-client.js
 	node scripts/bundle.js build/src/server/main.js build/ucspi-tls-server.js
 	node scripts/bundle.js build/src/server/worker.js build/ucspi-tls-server-worker.js
