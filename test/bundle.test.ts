@@ -16,6 +16,14 @@ t.test('the executables are bundled in ASCII', async (t) => {
   }
 });
 
+t.test("the helper's bundle has its modules' functions marked to compile with the file", async (t) => {
+  // For Node's compile cache to hold them (scripts/eager.js): no declaration is left at a
+  // module's top level but the bundle's own loader, and main is a parenthesized expression.
+  const text = readFileSync(join(ROOT, 'build', 'ucspi-tls-wrap.js'), 'latin1');
+  t.same(text.match(/^function \w+/gm), ['function load']);
+  t.match(text, /^var main = \(function main\(\) \{$/m);
+});
+
 for (const eager of [false, true]) {
   t.test(`a module's text outside ASCII keeps its meaning${eager ? ' (--eager)' : ''}`, async (t) => {
     const dir = tempDir(t, 'utw-bundle-');
