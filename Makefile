@@ -58,6 +58,7 @@ build: build/.stamp
 build/.stamp: node_modules/.installed tsconfig.json scripts/bundle.js scripts/eager.js $(SOURCES)
 	$(TSC) -p .
 	node scripts/bundle.js --eager build/src/helper/main.js build/ucspi-tls-wrap.js
+	node scripts/bundle.js build/src/helper/main.js build/ucspi-tls-wrap-uncached.js
 	node scripts/bundle.js build/src/client/main.js build/ucspi-tls-client.js
 	node scripts/bundle.js build/src/server/main.js build/ucspi-tls-server.js
 	node scripts/bundle.js build/src/server/worker.js build/ucspi-tls-server-worker.js
@@ -87,6 +88,8 @@ install: all
 	scripts/compile-cache $(DESTDIR)$(LIBDIR) $(or $(NODE),$$(command -v node))
 	# The server's TLS workers: forked by ucspi-tls-server from beside its own bundle.
 	install -m 644 build/ucspi-tls-server-worker.js $(DESTDIR)$(LIBDIR)/build/
+	# The helper's bundle for a Node without the compile cache (see bin/ucspi-tls-wrap).
+	install -m 644 build/ucspi-tls-wrap-uncached.js $(DESTDIR)$(LIBDIR)/build/
 	install -m 644 $(filter %.1,$(MANPAGES)) $(DESTDIR)$(MANDIR)/man1/
 	install -m 644 $(filter %.7,$(MANPAGES)) $(DESTDIR)$(MANDIR)/man7/
 	rm -rf $(DESTDIR)$(DOCDIR)/examples && cp -R examples $(DESTDIR)$(DOCDIR)/
