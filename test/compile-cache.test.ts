@@ -22,6 +22,9 @@ const app = appForAnyUser(t);
 const server = selfSigned(dir, 'server', { subject: '/CN=mail.example.test' });
 chmodSync(server.key, 0o644); // read by a helper that runs as nobody
 
+/** The helper's two bundles: functions compiled with the file (for the cache), and at their first call. */
+const BUNDLES = ['ucspi-tls-wrap.js', 'ucspi-tls-wrap-uncached.js'];
+
 /** An installed-like tree of the helper (bin/, build/) with its cache made by scripts/compile-cache. */
 async function lib(t: Test): Promise<{ root: string; cache: string }> {
   const root = tempDir(t, 'utw-cc-lib-');
@@ -30,7 +33,7 @@ async function lib(t: Test): Promise<{ root: string; cache: string }> {
   mkdirSync(join(root, 'build'), { mode: 0o755 });
   copyFileSync(HELPER, join(root, 'bin', 'ucspi-tls-wrap'));
   chmodSync(join(root, 'bin', 'ucspi-tls-wrap'), 0o755);
-  copyFileSync(join(ROOT, 'build', 'ucspi-tls-wrap.js'), join(root, 'build', 'ucspi-tls-wrap.js'));
+  for (const b of BUNDLES) copyFileSync(join(ROOT, 'build', b), join(root, 'build', b));
   const made = await run(join(ROOT, 'scripts', 'compile-cache'), [root, process.execPath], { PATH: process.env.PATH });
   t.equal(made.status, 0, `scripts/compile-cache succeeds ${made.err}`);
   return { root, cache: join(root, 'build', 'compile-cache') };
@@ -116,7 +119,15 @@ t.test('missing: the helper makes no folder', async (t) => {
   const { root, cache } = await lib(t);
   rmSync(cache, { recursive: true });
   quiet(t, await session(t, root));
-  t.same(readdirSync(join(root, 'build')), ['ucspi-tls-wrap.js'], 'no compile-cache folder appeared');
+  t.same(readdirSync(join(root, 'build')).sort(), [...BUNDLES].sort(), 'no compile-cache folder appeared');
+});
+
+t.test('missing: the helper runs the bundle whose functions compile at their first call', async (t) => {
+  // Compiling every function before the app starts pays only when the cache holds them.
+  const { root, cache } = await lib(t);
+  rmSync(cache, { recursive: true });
+  writeFileSync(join(root, 'build', 'ucspi-tls-wrap.js'), "throw new Error('the bundle for the cache was loaded');\n");
+  quiet(t, await session(t, root));
 });
 
 t.test("foreign: made for another Node, the helper neither reads nor writes it", async (t) => {
