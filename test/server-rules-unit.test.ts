@@ -9,7 +9,7 @@ import { Access, addressLimit, AddressCounts } from '../src/server/access/access
 import { Cdb, CdbError, cdbHash } from '../src/server/access/cdb';
 import { EXIT_USAGE } from '../src/contract/exit-codes';
 import { parseServerArgs } from '../src/server/options';
-import { findRule, parseRuleData, ruleKeys } from '../src/server/access/rules';
+import { findRule, parseRuleData, ruleKeys } from '../src/server/access/rule-lookup';
 import { RulesFile } from '../src/server/access/rules-file';
 import { tempDir } from './helpers';
 import { prng } from './prng';

@@ -2,7 +2,7 @@
 // limit of connections at once from one address (s6-tcpserver's -C), which a rule may set
 // for its addresses with TCPCONNMAX (as s6-connlimit reads it; 0 = no limit).
 import type { RulesFile } from './rules-file';
-import type { Rule } from './rules';
+import type { Rule } from './rule-lookup';
 
 export type Admission =
   | { ok: true; env: Record<string, string>; release: () => void }

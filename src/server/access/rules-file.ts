@@ -5,7 +5,7 @@
 import { readFileSync, statSync } from 'node:fs';
 import { errnoOf, errorWords } from '../../messages';
 import { Cdb, CdbError } from './cdb';
-import { findRule, type Rule } from './rules';
+import { findRule, type Rule } from './rule-lookup';
 
 export type Lookup = { ok: true; rule: Rule } | { ok: false; reason: string };
 
