@@ -86,8 +86,6 @@ function main(): void {
     if (e instanceof CredentialsError) fatal(keyDefaultMessage(e.message, process.env), EXIT_CONFIG);
     throw e;
   }
-  // On the log only, never the client; once, as the helper runs once per connection.
-  for (const line of expiryWarnings(config.tls, creds, Date.now())) log.warn(line);
 
   const env = appEnvironment(process.env, {
     keepEnv: config.keepEnv,
@@ -119,6 +117,9 @@ function main(): void {
     fatal,
     describeExit: (status, tlsUp) => (implicitApp !== undefined && !tlsUp && status === EXIT_NO_TLS ? 'app not started: no TLS' : undefined),
   });
+  // On the log only, never the client; once, as the helper runs once per connection; after
+  // the spawn, so that the app's banner does not wait for it.
+  for (const line of expiryWarnings(config.tls, creds, Date.now())) log.warn(line);
   /* eslint-disable @typescript-eslint/no-require-imports */
   const engineModule = implicitApp !== undefined ? (require('./implicit') as typeof import('./implicit')) : undefined;
   const starttlsModule = app !== undefined ? (require('./starttls') as typeof import('./starttls')) : undefined;

@@ -487,8 +487,7 @@ class Launcher {
 
   /** The live figures, one line each (see lifecycle/figures.ts), the workers asked for theirs. */
   private async logFigures(label: string): Promise<void> {
-    const workers = await Promise.all(this.pool.live().map((w) => this.askWorker(w)));
-    const snapshot = this.snapshot(workers);
+    const snapshot = this.snapshot(await this.askWorkers());
     for (const line of figureLines(label, snapshot)) this.note(line);
     this.readiness.status(statusLine(snapshot, this.config.workers));
   }
@@ -517,7 +516,7 @@ class Launcher {
   }
 
   private scrape(): Promise<string> {
-    this.scraping ??= Promise.all(this.pool.live().map((w) => this.askWorker(w)))
+    this.scraping ??= this.askWorkers()
       .then((workers) => this.metrics.scrape(this.snapshot(workers)))
       .finally(() => (this.scraping = undefined));
     return this.scraping;
@@ -525,13 +524,17 @@ class Launcher {
 
   /** A tick of the readiness protocol: healthy when every worker runs and answers within `ms`. */
   private async probe(ms: number): Promise<Probe> {
-    const live = this.pool.live();
-    const workers = await Promise.all(live.map((w) => this.askWorker(w, ms)));
+    const workers = await this.askWorkers(ms);
     const silent = workers.filter((w) => w.rss === undefined).map((w) => `worker ${w.index} (pid ${w.pid})`);
     const status = statusLine(this.snapshot(workers), this.config.workers);
     if (silent.length > 0) return { healthy: false, status, problem: `${silent.join(', ')} did not answer within ${ms} ms` };
-    if (live.length < this.config.workers) return { healthy: false, status, problem: `${this.config.workers - live.length} worker(s) not running` };
+    if (workers.length < this.config.workers) return { healthy: false, status, problem: `${this.config.workers - workers.length} worker(s) not running` };
     return { healthy: true, status };
+  }
+
+  /** Every running worker's figures (see askWorker). */
+  private askWorkers(ms = 1000): Promise<WorkerFigures[]> {
+    return Promise.all(this.pool.live().map((w) => this.askWorker(w, ms)));
   }
 
   /** A worker's figures; without its memory and live sessions if it does not answer within `ms`. */
