@@ -61,6 +61,7 @@ build/.stamp: node_modules/.installed tsconfig.json scripts/bundle.js scripts/ea
 	node scripts/bundle.js build/src/helper/main.js build/ucspi-tls-wrap-uncached.js
 	node scripts/bundle.js build/src/client/main.js build/ucspi-tls-client.js
 	node scripts/bundle.js build/src/server/main.js build/ucspi-tls-server.js
+	node scripts/bundle.js build/src/server/spawner/main.js build/ucspi-tls-server-spawner.js
 	node scripts/bundle.js build/src/server/worker.js build/ucspi-tls-server-worker.js
 	@grep -q "const VERSION = '$(VERSION)'" src/version.ts || { echo "src/version.ts VERSION differs from package.json ($(VERSION))" >&2; exit 1; }
 	touch $@
@@ -86,8 +87,8 @@ install: all
 	# The helper's compile cache, made by the installed helper (its node, its flags) and read
 	# by it: the node in PATH, or NODE.
 	scripts/compile-cache $(DESTDIR)$(LIBDIR) $(or $(NODE),$$(command -v node))
-	# The server's TLS workers: forked by ucspi-tls-server from beside its own bundle.
-	install -m 644 build/ucspi-tls-server-worker.js $(DESTDIR)$(LIBDIR)/build/
+	# The server's spawner and TLS workers: forked from beside its own bundle.
+	install -m 644 build/ucspi-tls-server-spawner.js build/ucspi-tls-server-worker.js $(DESTDIR)$(LIBDIR)/build/
 	# The helper's bundle for a Node without the compile cache (see bin/ucspi-tls-wrap).
 	install -m 644 build/ucspi-tls-wrap-uncached.js $(DESTDIR)$(LIBDIR)/build/
 	install -m 644 $(filter %.1,$(MANPAGES)) $(DESTDIR)$(MANDIR)/man1/

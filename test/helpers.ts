@@ -207,16 +207,32 @@ export function uidsOf(pid: number): string {
 
 /** ucspi-tls-server, started as tcpserver is, its log collected; its connections read from the log. */
 export class ServerLauncher extends Launcher {
-  /** The TLS workers: the launcher's children that run the same executable as it does. */
-  workers(): number[] {
+  /** Children of `pid` that run the same executable (node) as the acceptor does. */
+  private nodeChildren(pid: number): number[] {
     const exe = readlinkSync(`/proc/${this.pid}/exe`);
-    return childrenOf(this.pid).filter((p) => {
+    return childrenOf(pid).filter((p) => {
       try {
         return readlinkSync(`/proc/${p}/exe`) === exe;
       } catch {
         return false;
       }
     });
+  }
+  /** The spawner: the acceptor's one child, which starts the workers and the apps. */
+  spawner(): number | undefined {
+    return this.nodeChildren(this.pid)[0];
+  }
+  /** The TLS workers: the spawner's children that run node. */
+  workers(): number[] {
+    const s = this.spawner();
+    return s === undefined ? [] : this.nodeChildren(s);
+  }
+  /** The apps running now (and zombies of them): the spawner's other children. */
+  apps(): number[] {
+    const s = this.spawner();
+    if (s === undefined) return [];
+    const workers = this.workers();
+    return childrenOf(s).filter((p) => !workers.includes(p));
   }
   // Not anchored at the start of a line: the apps share the server's fd 2, and an app's
   // message written in pieces (GNU cat's 'cat: ' then the rest) may enclose a line of ours.

@@ -80,7 +80,7 @@ t.test('a scrape: refusals by reason, failures by bucket, totals of ended and ru
   c.refusedFor('proxy');
   c.ended({ tls: true, toClient: 100, toApp: 10 });
   c.ended({ tls: false, toClient: 0, toApp: 0, failed: 'protocol' });
-  const m = new MetricsState(creds([{ oid: '1.2.840.113549.1.1.1', notAfterMs: 2_000_000_000_000 }]), 1_700_000_000);
+  const m = new MetricsState(certificateRows(creds([{ oid: '1.2.840.113549.1.1.1', notAfterMs: 2_000_000_000_000 }])), 1_700_000_000);
   const text = m.scrape(snapshot(c, [{ index: 1, pid: 20, conns: 1, rss: 3000, private: 700, tls: 1, toClient: 5, toApp: 6 }]));
   const expect: Array<[string, number]> = [
     ['ucspi_tls_connections', 1],
@@ -111,7 +111,7 @@ t.test('a scrape: refusals by reason, failures by bucket, totals of ended and ru
   let after = m.scrape(snapshot(c, []));
   t.equal(value(after, 'ucspi_tls_reloads_total{outcome="refused"}'), 1);
   t.equal(value(after, 'ucspi_tls_last_reload_successful'), 0);
-  m.reloaded(creds([{ name: 'mail.example.test', oid: '1.3.101.112', notAfterMs: 2_100_000_000_000 }]));
+  m.reloaded(certificateRows(creds([{ name: 'mail.example.test', oid: '1.3.101.112', notAfterMs: 2_100_000_000_000 }])));
   after = m.scrape(snapshot(c, []));
   t.equal(value(after, 'ucspi_tls_reloads_total{outcome="done"}'), 1);
   t.equal(value(after, 'ucspi_tls_last_reload_successful'), 1);
@@ -121,7 +121,7 @@ t.test('a scrape: refusals by reason, failures by bucket, totals of ended and ru
 
 t.test('a worker that does not answer: shown as it last answered; the byte counters never go back', async (t) => {
   const c = new Counters();
-  const m = new MetricsState(creds([]), 0);
+  const m = new MetricsState(certificateRows(creds([])), 0);
   m.scrape(snapshot(c, [{ index: 1, pid: 20, conns: 1, rss: 3000, private: 700, tls: 1, toClient: 50, toApp: 60 }]));
   // No answer this time: its memory and its running session's bytes as before.
   let text = m.scrape(snapshot(c, [{ index: 1, pid: 20, conns: 2 }]));

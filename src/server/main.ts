@@ -1,68 +1,61 @@
-// ucspi-tls-server's launcher: reads and checks everything once, listens, accepts (never
-// reading a byte), starts each app with the connection on fds 0/1, hands the app's
-// channels and the connection (unread) to a TLS worker, and logs each connection's start
-// and end. See ucspi-tls-server(1).
-import { spawn, type ChildProcess } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
+// ucspi-tls-server's acceptor, the main process: reads and checks the configuration,
+// starts the spawner (see spawner/main.ts) while still root, listens, then runs as the
+// workers' user. It accepts, reads the PROXY header, applies -x, -C and -c, builds each
+// app's environment, asks the spawner to start the app for the connection, and logs each
+// connection's start and end. It starts no process and never holds a key. See
+// ucspi-tls-server(1).
 import { existsSync, writeSync } from 'node:fs';
 import type { Socket } from 'node:net';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { createLogger, fatalLine } from '../log';
-import { cannotRunMessage, errorWords, keyDefaultMessage, usageMessage } from '../messages';
-import { IMPLICIT_STUB, spawnFailureStatus } from '../process/app';
+import { cannotRunMessage, errorWords, usageMessage } from '../messages';
+import { spawnFailureStatus } from '../process/app';
 import { closeInheritedFds } from '../process/client-fds';
 import { commandMissing } from '../process/command-path';
 import { appEnvironment } from '../process/environment';
-import type { Credentials } from '../tls/credentials';
-import { CredentialsError, loadCredentials } from '../tls/load';
-import { TICKET_KEY_BYTES } from '../tls/credentials';
 import { VERSION } from '../version';
 import { EXIT_CONFIG, EXIT_USAGE } from '../contract/exit-codes';
-import { Access, type Admission } from './access/access';
-import { Drain } from './lifecycle/drain';
 import type { FailureReason } from '../tls/failure';
-import { Counters, figureLines, type RefusalReason, type Snapshot, type WorkerFigures } from './lifecycle/figures';
 import { keepYoungGenerationSmall } from '../runtime/young-generation';
 import { isSessionVariable } from '../session/policy-options';
-import { stopReading } from '../runtime/stream-handle';
-import { Listener, type Target } from './listener';
-import { endLine, listeningLine, place, startLine, workerDiedLine, type Ending, type Peer } from './log-lines';
-import { parseServerArgs, SERVER_PROGRAM, USAGE, type ServerConfig } from './options';
-import { Pool, type WorkerSlot } from './pool';
+import { Access, type Admission } from './access/access';
+import { RulesFile } from './access/rules-file';
+import { Drain } from './lifecycle/drain';
+import { dropPrivileges } from './lifecycle/drop-privileges';
+import { Counters, figureLines, type RefusalReason, type Snapshot, type WorkerFigures } from './lifecycle/figures';
 import { ownMemory } from './lifecycle/memory';
+import { reusePortRefusal } from './lifecycle/reuse-port';
+import { Listener, type Target } from './listener';
+import { endLine, listeningLine, place, startLine, type Peer } from './log-lines';
+import { MetricsServer } from './metrics/serve';
+import { MetricsState } from './metrics/state';
+import { Readiness, type Probe } from './notify/readiness';
+import { NOTIFY_VARIABLES } from './notify/settings';
+import { statusLine } from './notify/status';
+import { parseServerArgs, SERVER_PROGRAM, USAGE, type ServerConfig } from './options';
 import { planServerPrivileges, type ServerPlan } from './privileges';
-import type { ChannelName, FromWorker } from './protocol';
+import type { FromSpawner, SpawnerSetup } from './protocol';
 import { clientEnds, PROXY_VARIABLES, proxyVariables, refusedLine, viaWords } from './proxy/env';
 import type { ProxyHeader } from './proxy/header';
 import { headerTimeoutMs, requiresHeader } from './proxy/options';
 import { readProxyHeader } from './proxy/read';
-import { opensslCheck, Reloader } from './reload/reload';
-import { RulesFile } from './access/rules-file';
-import { STALE_TCP_VARIABLES, tcpVariables, unmapped } from './tcp-env';
-import { FileWatcher, policyFiles } from './reload/watch';
-import { reusePortRefusal } from './lifecycle/reuse-port';
-import { Readiness, type Probe } from './notify/readiness';
-import { NOTIFY_VARIABLES } from './notify/settings';
-import { statusLine } from './notify/status';
-import { MetricsServer } from './metrics/serve';
-import { MetricsState } from './metrics/state';
-import { expiryWarnings } from '../tls/expiry';
+import { SpawnerLink } from './spawner-link';
+import { STALE_TCP_VARIABLES, TCP_VARIABLE_NAMES, tcpVariables, unmapped } from './tcp-env';
 
-/** The worker's entry, built beside this one (build/ucspi-tls-server-worker.js). */
+/** The spawner's and the worker's entries, built beside this one (build/ucspi-tls-server-*.js). */
+const SPAWNER_FILE = join(__dirname, '..', '..', 'ucspi-tls-server-spawner.js');
 const WORKER_FILE = join(__dirname, '..', '..', 'ucspi-tls-server-worker.js');
 
 interface Conn {
   id: number;
-  pid: number;
-  worker: WorkerSlot;
-  child: ChildProcess;
-  /** Held, never read, until it goes to the worker with the app's channels. */
-  client: Socket | undefined;
+  /** The app's pid once the spawner started it. */
+  pid?: number;
+  remote: Peer;
+  local: Peer;
+  /** With --proxy: the words of the start line that tell the balancer. */
+  via: string;
   startedAt: number;
-  ending?: Ending;
-  workerLost: boolean;
-  done: boolean;
   /** Its place in the per-address count. */
   release: () => void;
 }
@@ -73,7 +66,7 @@ function fatal(message: string, status: number): never {
 }
 
 async function main(): Promise<void> {
-  // Until the figures' handler is in place (see Launcher.run): never Node's default, the inspector.
+  // Until the figures' handler is in place (see Acceptor.run): never Node's default, the inspector.
   process.on('SIGUSR1', () => {});
   const parsed = parseServerArgs(process.argv.slice(2), process.env, availableParallelism(), process.pid);
   if (parsed.kind === 'help') {
@@ -100,37 +93,26 @@ async function main(): Promise<void> {
 
   const missing = commandMissing(config.app[0]!, process.env.PATH);
   if (missing !== undefined) fatal(cannotRunMessage(config.app[0]!, missing, process.env.PATH), spawnFailureStatus(missing));
-  if (!existsSync(WORKER_FILE)) fatal(`the TLS worker ${WORKER_FILE} is missing`, EXIT_CONFIG);
-
-  let creds: Credentials;
-  try {
-    creds = loadCredentials(config.tls);
-  } catch (e) {
-    if (e instanceof CredentialsError) fatal(keyDefaultMessage(e.message, process.env), EXIT_CONFIG);
-    throw e;
-  }
-  // Without TICKETKEYFILE, one key for every worker: a client resumes whichever it reaches.
-  // Made once: a reload keeps it, so tickets issued before it still resume.
-  creds.ticketKeys ??= randomBytes(TICKET_KEY_BYTES);
+  for (const [what, file] of [['spawner', SPAWNER_FILE], ['TLS worker', WORKER_FILE]] as const) if (!existsSync(file)) fatal(`the ${what} ${file} is missing`, EXIT_CONFIG);
 
   const rules = config.rules !== undefined ? new RulesFile(config.rules.path, config.rules.optional) : undefined;
   const unusable = rules?.check();
   if (unusable !== undefined) fatal(unusable, EXIT_CONFIG);
 
-  await new Launcher(config, plan, creds, rules).run();
+  await new Acceptor(config, plan, rules).run();
 }
 
-class Launcher {
+class Acceptor {
   private readonly log;
   private readonly note;
-  private readonly pool: Pool;
+  private readonly spawner: SpawnerLink;
   private readonly access: Access;
   private readonly listeners: Listener[] = [];
   private readonly conns = new Map<number, Conn>();
   /** Accepted while the listeners could not pause yet: started as connections end. */
   private readonly waiting: Socket[] = [];
   private readonly baseEnv: Record<string, string>;
-  private readonly spares = new Map<number, { worker: WorkerSlot; got: (spare: unknown) => void }>();
+  private readonly spares = new Map<number, (spare: unknown) => void>();
   /** Connections whose PROXY header is being read (--proxy): each one's cancel. */
   private readonly headers = new Map<Socket, () => void>();
   /** Accepted on a socket that requires the PROXY header, and not yet read. */
@@ -143,11 +125,15 @@ class Launcher {
   private readonly drain: Drain;
   private readonly counters = new Counters();
   private readonly startedAt = performance.now();
-  /** Status requests to the workers, by key, waiting for their answer. */
-  private readonly statusWaits = new Map<number, (m: Extract<FromWorker, { t: 'status' }>) => void>();
+  /** Figures asked of the spawner, by key, waiting for its answer. */
+  private readonly figureWaits = new Map<number, (workers: WorkerFigures[] | undefined) => void>();
+  /** Until the spawner says its workers are up (or why they are not). */
+  private readyWait: ((m: Extract<FromSpawner, { t: 'ready' }>) => void) | undefined;
   /** systemd's readiness protocol (Type=notify); does nothing without NOTIFY_SOCKET. */
   private readonly readiness: Readiness;
-  private readonly metrics: MetricsState;
+  /** NOTIFY_SOCKET and systemd-notify: the spawner sends for this process, which starts none. */
+  private notifyVia: { command: string; socket: string } | undefined;
+  private metrics: MetricsState | undefined;
   private metricsServer: MetricsServer | undefined;
   /** The figures a scrape is waiting for: scrapes at once share one round of the workers. */
   private scraping: Promise<string> | undefined;
@@ -155,21 +141,28 @@ class Launcher {
   constructor(
     private readonly config: ServerConfig,
     private readonly plan: ServerPlan,
-    private readonly creds: Credentials,
     rules: RulesFile | undefined,
   ) {
     this.log = createLogger(2, config.verbosity, SERVER_PROGRAM, null);
-    this.metrics = new MetricsState(creds, Math.floor(Date.now() / 1000));
     // Lines shown unless -q: failures, and each connection's start and end.
     this.note = this.log.warn;
     this.access = new Access(rules, config.perAddress, this.note);
-    this.readiness = Readiness.fromEnv(process.env, process.pid, this.note);
+    this.spawner = new SpawnerLink(SPAWNER_FILE, (m, h) => this.onSpawnerMessage(m, h), (code, signal) => this.spawnerGone(code, signal));
+    this.readiness = Readiness.fromEnv(process.env, process.pid, this.note, (command, socket) => {
+      this.notifyVia = { command, socket };
+      return {
+        send: (assignments) => void this.spawner.send({ t: 'notify', assignments }),
+        // The spawner sends what is queued before it exits (see exit()).
+        settled: () => Promise.resolve(),
+      };
+    });
     this.drain = new Drain(config.graceMs, {
       left: () => this.active,
       signalApps: (signal) => {
-        let sent = 0;
-        for (const conn of this.conns.values()) if (conn.ending === undefined && conn.child.kill(signal)) sent++;
-        return sent;
+        let running = 0;
+        for (const conn of this.conns.values()) if (conn.pid !== undefined) running++;
+        if (running > 0) this.spawner.send({ t: 'signal', signal });
+        return running;
       },
       log: (line) => this.note(line),
       exit: () => void this.exit(),
@@ -177,35 +170,13 @@ class Launcher {
     const env = appEnvironment(process.env, { keepEnv: config.keepEnv, ours: isSessionVariable, fromListenFd: true, ucspiTls: !config.implicit });
     for (const n of [...STALE_TCP_VARIABLES, ...PROXY_VARIABLES, ...NOTIFY_VARIABLES]) delete env[n];
     this.baseEnv = env;
-    this.pool = new Pool(
-      WORKER_FILE,
-      config.workers,
-      {
-        tls: config.tls,
-        creds,
-        verbosity: config.verbosity,
-        handshakeTimeoutMs: config.handshakeTimeoutMs,
-        implicit: config.implicit,
-        interfaceVersion: `${SERVER_PROGRAM}/${VERSION}`,
-      },
-      plan.worker,
-      {
-        message: (w, m, h) => this.onWorkerMessage(w, m, h),
-        died: (w, code, signal) => this.onWorkerDied(w, code, signal),
-        restarted: (w) => this.note(`worker ${w.index} (pid ${w.pid}) started`),
-      },
-    );
   }
 
   async run(): Promise<void> {
-    // From the start: SIGHUP's default action would end the launcher.
-    this.watchForReloads();
-    try {
-      await this.pool.start();
-    } catch (e) {
-      await this.pool.stop();
-      fatal((e as Error).message, EXIT_CONFIG);
-    }
+    // From the start: SIGHUP's default action would end the acceptor.
+    process.on('SIGHUP', () => this.reload('SIGHUP'));
+    const ready = await this.startSpawner();
+    this.metrics = new MetricsState(ready.certificates, Math.floor(Date.now() / 1000));
     // Before the listeners: a failure here must not meet a spare fd on its way (listener.ts).
     if (this.config.metrics !== undefined) await this.serveMetrics(this.config.metrics);
     const targets: Target[] =
@@ -224,59 +195,74 @@ class Launcher {
       try {
         await l.listen(target, this.config.backlog);
       } catch (e) {
-        await this.pool.stop();
         const where = 'fd' in target ? `fd ${target.fd}` : place({ address: target.host, port: target.port });
+        await this.spawner.stop();
         fatal(`cannot listen on ${where}: ${errorWords(e)}`, EXIT_CONFIG);
       }
       this.listeners.push(l);
+    }
+    // Bound: from now on, the process that reads the network is not root.
+    const dropped = dropPrivileges(this.plan.worker);
+    if (dropped !== undefined) {
+      await this.spawner.stop();
+      fatal(dropped, EXIT_CONFIG);
     }
     // Before anything says the server is up (-1's port, the listening line): a signal sent
     // as soon as it is must find its handler, not Node's default.
     process.on('SIGTERM', () => this.stop('SIGTERM'));
     process.on('SIGINT', () => this.stop('SIGINT'));
     process.on('SIGUSR1', () => void this.logFigures('figures'));
-    for (const line of expiryWarnings(this.config.tls, this.creds, Date.now())) this.note(line);
     if (this.config.printPort) writeSync(1, `${this.listeners[0]!.address().port}\n`);
     const where = this.listeners.map((l) => place(l.address()));
     this.note(listeningLine(where, this.config.workers, this.config.concurrency));
     // Each worker has just said it is ready: as good as an answer.
-    const up = this.pool.live().map((w) => ({ index: w.index, pid: w.pid, conns: 0, rss: 0 }));
+    const up = ready.workers.map((w) => ({ ...w, conns: 0, rss: 0 }));
     this.readiness.ready(statusLine(this.snapshot(up), this.config.workers), (ms) => this.probe(ms));
   }
 
-  /** SIGHUP, and with --watch a change of the files: read them again (see reload/reload.ts). */
-  private watchForReloads(): void {
-    const generated = this.config.tls.ticketKeyFile === undefined ? this.creds.ticketKeys : undefined;
-    const interfaceVersion = `${SERVER_PROGRAM}/${VERSION}`;
-    const reloader = new Reloader(
-      { tls: this.config.tls, env: process.env, generatedTicketKey: generated, opensslRefuses: (c) => opensslCheck(this.config.tls, c, this.log, interfaceVersion) },
-      this.creds,
-      (c) => {
-        this.pool.reload(c);
-        this.metrics.reloaded(c);
-        for (const line of expiryWarnings(this.config.tls, c, Date.now())) this.note(line);
-      },
-      this.log,
-    );
-    const reload = (trigger: string): void => {
-      if (this.stopping) return;
-      this.readiness.reloading();
-      if (!reloader.reload(trigger)) this.metrics.reloaded(undefined);
-      this.readiness.reloaded(reloader.refused);
+  /** The spawner, given what it needs while this process is still root; it starts the workers. */
+  private startSpawner(): Promise<Extract<FromSpawner, { t: 'ready' }>> {
+    const c = this.config;
+    const envNames = [...Object.keys(this.baseEnv), ...TCP_VARIABLE_NAMES, ...PROXY_VARIABLES, 'TCPCONNNUM'];
+    const setup: SpawnerSetup = {
+      app: c.app,
+      ...(this.plan.app !== undefined ? { appIds: this.plan.app } : {}),
+      ...(this.plan.worker !== undefined ? { workerIds: this.plan.worker } : {}),
+      workers: c.workers,
+      worker: { tls: c.tls, verbosity: c.verbosity, handshakeTimeoutMs: c.handshakeTimeoutMs, implicit: c.implicit, interfaceVersion: `${SERVER_PROGRAM}/${VERSION}` },
+      env: { ...process.env },
+      watch: c.watch,
+      envNames,
+      ...(c.rules !== undefined ? { rules: c.rules } : {}),
+      ...(this.notifyVia !== undefined ? { notify: this.notifyVia } : {}),
     };
-    process.on('SIGHUP', () => reload('SIGHUP'));
-    if (!this.config.watch) return;
-    const watcher = new FileWatcher(policyFiles(this.config.tls), () => reload('files changed'), this.note);
-    watcher.start();
+    return new Promise((resolve) => {
+      this.readyWait = (m) => {
+        if (m.broken === undefined) return resolve(m);
+        void this.spawner.stop().then(() => fatal(m.broken!, EXIT_CONFIG));
+      };
+      try {
+        this.spawner.start(setup);
+      } catch (e) {
+        fatal(`cannot start the spawner: ${errorWords(e)}`, EXIT_CONFIG);
+      }
+    });
   }
 
-  /** A second fd of a listening socket, by way of a worker (see listener.ts). */
+  /** SIGHUP: the spawner reads the files again (it is root; this process need not be). */
+  private reload(trigger: string): void {
+    if (this.stopping || this.readyWait !== undefined) return;
+    this.spawner.send({ t: 'reload', trigger });
+  }
+
+  /** A second fd of a listening socket, by way of the spawner (see listener.ts). */
   private fetchSpare(handle: unknown, got: (spare: unknown) => void): void {
-    const w = this.pool.pick();
-    if (w === undefined) return got(undefined); // asked again at the next pause
     const key = this.nextKey++;
-    this.spares.set(key, { worker: w, got });
-    this.pool.send(w, { t: 'dup', key }, handle);
+    this.spares.set(key, got);
+    if (!this.spawner.send({ t: 'dup', key }, handle)) {
+      this.spares.delete(key);
+      got(undefined);
+    }
   }
 
   private onConnection(sock: Socket): void {
@@ -305,67 +291,18 @@ class Launcher {
       this.note(admitted.line);
       return this.refuse(sock, admitted.reason);
     }
-    const worker = this.pool.pick();
-    if (worker === undefined) {
-      admitted.release();
-      this.note(`no TLS worker running: connection from ${place(remote)} closed`);
-      return this.refuse(sock, 'no worker');
-    }
     const env = {
       ...this.baseEnv,
       ...tcpVariables({ localAddress: local.address, localPort: local.port, remoteAddress: remote.address, remotePort: remote.port, ...(this.config.localName !== undefined ? { localName: this.config.localName } : {}) }),
       ...(proxied !== undefined ? proxyVariables({ remote: socketRemote, local: socketLocal }) : {}),
       ...admitted.env,
     };
-    const ids = this.plan.app !== undefined ? { uid: this.plan.app.uid, gid: this.plan.app.gid } : {};
-    const [file, ...args] = this.config.app as [string, ...string[]];
-    // fds as the contract has them: STARTTLS 0/1 = the connection, 3/4/5 = control socket
-    // and channels; implicit: the stub's 0/1/3 are ours (the worker's), the connection its.
-    const child = this.config.implicit
-      ? spawn('/bin/sh', ['-c', IMPLICIT_STUB, 'sh', file, ...args], { env, stdio: ['pipe', 'pipe', 'inherit', 'pipe'], ...ids })
-      : spawn(file, args, { env, stdio: [sock, sock, 'inherit', 'pipe', 'pipe', 'pipe'], ...ids });
-    child.on('error', () => {}); // reported below, from the missing pid
-    if (child.pid === undefined) {
-      admitted.release();
-      this.note(`${cannotRunMessage(file, commandMissing(file, env.PATH) ?? 'cannot start', env.PATH)} (connection from ${place(remote)} closed)`);
-      for (const s of child.stdio) (s as Socket | null)?.destroy();
-      return this.refuse(sock, 'app not started');
-    }
-    const channels: Array<[number, ChannelName]> = this.config.implicit
-      ? [
-          [0, 'toApp'],
-          [1, 'fromApp'],
-          [3, 'vars'],
-        ]
-      : [
-          [3, 'ctl'],
-          [4, 'toApp'],
-          [5, 'fromApp'],
-        ];
-    const pipes = child.stdio as unknown as Array<Socket | null>;
-    // Nothing the app writes may be read here: the worker reads it (see runtime/stream-handle.ts).
-    for (const [fd] of channels) stopReading(pipes[fd]!);
-
-    const conn: Conn = { id: this.nextId++, pid: child.pid, worker, child, client: sock, startedAt: performance.now(), workerLost: false, done: false, release: admitted.release };
+    const conn: Conn = { id: this.nextId++, remote, local, via: proxied !== undefined ? viaWords(proxied, socketRemote) : '', startedAt: performance.now(), release: admitted.release };
     this.conns.set(conn.id, conn);
-    worker.conns.add(conn.id);
     this.active++;
     if (this.active >= this.config.concurrency) this.pauseAccepting();
-    createLogger(2, this.config.verbosity, SERVER_PROGRAM, conn.pid).warn(startLine(remote, local, worker.index, this.active, this.config.concurrency) + (proxied !== undefined ? viaWords(proxied, socketRemote) : ''));
-
-    for (const [fd, name] of channels) {
-      this.pool.send(worker, { t: 'channel', id: conn.id, pid: conn.pid, name }, pipes[fd]);
-      // Gone to the worker: nothing here needs the socket object for the app's lifetime.
-      pipes[fd] = null;
-    }
-    if (this.config.implicit) Object.assign(child, { stdin: null, stdout: null });
-    // With the channels: the worker holds it unread until the app's command (worker.ts).
-    this.handOver(conn);
-    child.once('exit', (code, signal) => {
-      conn.ending = signal !== null ? { code: null, signal } : { code: code ?? 0, signal: null };
-      if (conn.workerLost) this.finish(conn, { tls: false, toClient: 0, toApp: 0 });
-      else this.pool.send(conn.worker, { t: 'exit', id: conn.id });
-    });
+    // The connection goes to the spawner unread; this process's copy closes once it is sent.
+    if (!this.spawner.send({ t: 'start', id: conn.id, argv: this.config.app, env }, sock)) this.notStarted(conn, 'no worker', undefined);
   }
 
   /**
@@ -390,54 +327,84 @@ class Launcher {
     this.headers.set(sock, cancel);
   }
 
-  /** The client connection to the worker; the launcher's copy closes once it is sent. */
-  private handOver(conn: Conn): void {
-    const client = conn.client;
-    conn.client = undefined;
-    if (client === undefined || client.destroyed) return this.pool.send(conn.worker, { t: 'no-client', id: conn.id });
-    this.pool.send(conn.worker, { t: 'client', id: conn.id }, client);
+  private onSpawnerMessage(m: FromSpawner, handle: unknown): void {
+    switch (m.t) {
+      case 'ready': {
+        const wait = this.readyWait;
+        this.readyWait = undefined;
+        return wait?.(m);
+      }
+      case 'dup': {
+        const got = this.spares.get(m.key);
+        this.spares.delete(m.key);
+        if (got !== undefined) got(handle);
+        else (handle as { close(): void } | undefined)?.close();
+        return;
+      }
+      case 'figures':
+        return this.figureWaits.get(m.key)?.(m.workers);
+      case 'reloading':
+        return this.readiness.reloading();
+      case 'reloaded':
+        this.metrics?.reloaded(m.ok ? m.certificates : undefined);
+        return this.readiness.reloaded(m.refused);
+      case 'started': {
+        const conn = this.conns.get(m.id);
+        if (conn === undefined) return;
+        conn.pid = m.pid;
+        createLogger(2, this.config.verbosity, SERVER_PROGRAM, m.pid).warn(startLine(conn.remote, conn.local, m.worker, this.active, this.config.concurrency) + conn.via);
+        return;
+      }
+      case 'not-started': {
+        const conn = this.conns.get(m.id);
+        if (conn !== undefined) this.notStarted(conn, m.reason, m.line, m.failed);
+        return;
+      }
+      case 'ended': {
+        const conn = this.conns.get(m.id);
+        if (conn !== undefined) this.finish(conn, m);
+        return;
+      }
+    }
   }
 
-  private onWorkerMessage(w: WorkerSlot, m: FromWorker, handle: unknown): void {
-    if (m.t === 'dup') {
-      const asked = this.spares.get(m.key);
-      this.spares.delete(m.key);
-      if (asked !== undefined) asked.got(handle);
-      else (handle as { close(): void }).close();
-      return;
-    }
-    if (m.t === 'ready') return;
-    if (m.t === 'status') return this.statusWaits.get(m.key)?.(m);
-    const conn = this.conns.get(m.id);
-    if (conn === undefined || conn.worker !== w) return;
-    if (m.t === 'end') this.finish(conn, m);
-  }
-
-  private onWorkerDied(w: WorkerSlot, code: number | null, signal: NodeJS.Signals | null): void {
-    this.note(workerDiedLine(w.index, w.pid, code, signal, w.conns.size));
-    for (const [key, asked] of this.spares) {
-      if (asked.worker !== w) continue;
-      this.spares.delete(key);
-      asked.got(undefined);
-    }
-    for (const id of w.conns) {
-      const conn = this.conns.get(id);
-      if (conn === undefined) continue;
-      conn.workerLost = true;
-      // Its apps see EOF and EPIPE on their channels; each connection ends with its app.
-      if (conn.ending !== undefined) this.finish(conn, { tls: false, toClient: 0, toApp: 0 });
-    }
-  }
-
-  private finish(conn: Conn, r: { tls: boolean; toClient: number; toApp: number; failed?: FailureReason }): void {
-    if (conn.done || conn.ending === undefined) return;
-    conn.done = true;
+  /** Nothing runs for the connection: one line says why, and the slot is free again. */
+  private notStarted(conn: Conn, reason: Extract<FromSpawner, { t: 'not-started' }>['reason'], line: string | undefined, failed?: FailureReason): void {
     this.conns.delete(conn.id);
-    conn.worker.conns.delete(conn.id);
     conn.release();
-    conn.client?.destroy();
-    const mode = conn.workerLost ? 'worker lost' : r.tls ? 'tls' : 'plaintext';
-    createLogger(2, this.config.verbosity, SERVER_PROGRAM, conn.pid).warn(endLine(conn.ending, mode, r.toClient, r.toApp, performance.now() - conn.startedAt));
+    this.active--;
+    const who = `connection from ${place(conn.remote)}`;
+    switch (reason) {
+      case 'handshake':
+        // Implicit: the worker logged why; no app was started.
+        this.counters.ended({ tls: false, toClient: 0, toApp: 0, ...(failed !== undefined ? { failed } : {}) });
+        this.note(`${who} ended: no TLS, no app started (${((performance.now() - conn.startedAt) / 1000).toFixed(3)} s)`);
+        break;
+      case 'no worker':
+        this.note(`no TLS worker running: ${who} closed`);
+        this.counters.refusedFor('no worker');
+        break;
+      case 'worker lost':
+        this.note(`its TLS worker died: ${who} closed, no app started`);
+        this.counters.ended({ tls: false, toClient: 0, toApp: 0 });
+        break;
+      case 'app not started':
+        this.note(`${line ?? 'the app could not start'} (${who} closed)`);
+        this.counters.refusedFor('app not started');
+        break;
+      case 'refused':
+        this.note(`the spawner refused to start the app: ${who} closed`);
+        this.counters.refusedFor('app not started');
+        break;
+    }
+    this.slotFreed();
+  }
+
+  private finish(conn: Conn, r: Extract<FromSpawner, { t: 'ended' }>): void {
+    this.conns.delete(conn.id);
+    conn.release();
+    const mode = r.workerLost ? 'worker lost' : r.tls ? 'tls' : 'plaintext';
+    createLogger(2, this.config.verbosity, SERVER_PROGRAM, conn.pid ?? null).warn(endLine(r.ending, mode, r.toClient, r.toApp, performance.now() - conn.startedAt));
     this.active--;
     this.counters.ended(r);
     this.slotFreed();
@@ -485,6 +452,15 @@ class Launcher {
     this.drain.signal(signal);
   }
 
+  /** The spawner died: no app and no worker can start any more. */
+  private spawnerGone(code: number | null, signal: string | null): void {
+    if (this.exiting) return;
+    const how = signal !== null ? `died on ${signal}` : `exited with ${code}`;
+    if (this.readyWait !== undefined) fatal(`the spawner ${how} before the workers were up`, EXIT_CONFIG);
+    this.note(`the spawner ${how}: exiting`);
+    process.exit(EXIT_CONFIG);
+  }
+
   /** The live figures, one line each (see lifecycle/figures.ts), the workers asked for theirs. */
   private async logFigures(label: string): Promise<void> {
     const snapshot = this.snapshot(await this.askWorkers());
@@ -509,7 +485,7 @@ class Launcher {
     try {
       await server.listen();
     } catch (e) {
-      await this.pool.stop();
+      await this.spawner.stop();
       fatal((e as Error).message, EXIT_CONFIG);
     }
     this.metricsServer = server;
@@ -517,7 +493,7 @@ class Launcher {
 
   private scrape(): Promise<string> {
     this.scraping ??= this.askWorkers()
-      .then((workers) => this.metrics.scrape(this.snapshot(workers)))
+      .then((workers) => this.metrics!.scrape(this.snapshot(workers)))
       .finally(() => (this.scraping = undefined));
     return this.scraping;
   }
@@ -532,26 +508,19 @@ class Launcher {
     return { healthy: true, status };
   }
 
-  /** Every running worker's figures (see askWorker). */
+  /** Every running worker's figures, by way of the spawner; a worker silent for `ms` without its memory. */
   private askWorkers(ms = 1000): Promise<WorkerFigures[]> {
-    return Promise.all(this.pool.live().map((w) => this.askWorker(w, ms)));
-  }
-
-  /** A worker's figures; without its memory and live sessions if it does not answer within `ms`. */
-  private askWorker(w: WorkerSlot, ms = 1000): Promise<WorkerFigures> {
-    const base: WorkerFigures = { index: w.index, pid: w.pid, conns: w.conns.size };
     const key = this.nextKey++;
     return new Promise((resolve) => {
-      const timer = setTimeout(() => done(undefined), ms);
-      const done = (m: Extract<FromWorker, { t: 'status' }> | undefined): void => {
+      // The spawner answers within `ms` whatever the workers do; past that it is stuck.
+      const timer = setTimeout(() => done(undefined), ms + 1000);
+      const done = (workers: WorkerFigures[] | undefined): void => {
         clearTimeout(timer);
-        this.statusWaits.delete(key);
-        if (m === undefined) return resolve(base);
-        const { rss, tls, toClient, toApp } = m;
-        resolve({ ...base, rss, tls, toClient, toApp, ...(m.private !== undefined ? { private: m.private } : {}) });
+        this.figureWaits.delete(key);
+        resolve(workers ?? []);
       };
-      this.statusWaits.set(key, done);
-      this.pool.send(w, { t: 'status', key });
+      this.figureWaits.set(key, done);
+      if (!this.spawner.send({ t: 'figures', key, ms })) done(undefined);
     });
   }
 
@@ -560,9 +529,8 @@ class Launcher {
     this.exiting = true;
     await this.logFigures('figures at exit');
     await this.metricsServer?.close();
-    await this.pool.stop();
-    // STOPPING=1 and the status before it, if still on their way.
-    await this.readiness.settled(1000);
+    // The spawner sends what systemd must still hear (STOPPING=1), stops the workers, and exits.
+    await this.spawner.stop();
     this.note('exiting');
     process.exit(0);
   }

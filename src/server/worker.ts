@@ -4,7 +4,7 @@
 import type { Socket } from 'node:net';
 import { createLogger, type Logger } from '../log';
 import { startControl, type Engine } from '../session/control-session';
-import { startImplicitSession } from '../session/implicit-session';
+import { startImplicitSession, type AppStreams } from '../session/implicit-session';
 import { createAcceptor, type Acceptor } from '../tls/accept';
 import { failureOf, HandshakeError, type FailureReason } from '../tls/failure';
 import { resumeReading, setNonBlocking, stopReading } from '../runtime/stream-handle';
@@ -30,6 +30,8 @@ interface Conn {
   drainingCtl?: boolean;
   /** Why the handshake failed, for the launcher's figures. */
   failed?: FailureReason;
+  /** Implicit: TLS is up and the app is being started; resolved with its streams, or undefined. */
+  appStarting?: (streams: AppStreams | undefined) => void;
 }
 
 /** How long an exited app's control socket may take to show its last bytes and EOF. */
@@ -48,7 +50,7 @@ function send(m: FromWorker, handle?: unknown, done?: () => void): void {
   process.send!(m, handle as undefined, {}, done ?? (() => {}));
 }
 
-function connOf(id: number, pid: number): Conn {
+function connOf(id: number, pid: number | null): Conn {
   let c = conns.get(id);
   if (c === undefined) {
     c = { id, log: createLogger(2, setup!.verbosity, SERVER_PROGRAM, pid), channels: {}, exited: false, handshaking: false, tlsUp: false, outDone: false };
@@ -89,9 +91,8 @@ function handshake(c: Conn): ReturnType<Acceptor['accept']> {
     });
 }
 
-function start(c: Conn): void {
-  const ch = c.channels;
-  const hooks = {
+function hooksOf(c: Conn) {
+  return {
     tlsStarted: () => {
       c.tlsUp = true;
     },
@@ -100,15 +101,47 @@ function start(c: Conn): void {
       maybeEnd(c);
     },
   };
-  if (setup!.implicit) {
-    if (ch.toApp === undefined || ch.fromApp === undefined || ch.vars === undefined) return;
-    c.engine = startImplicitSession({ app: { toApp: ch.toApp, fromApp: ch.fromApp, vars: ch.vars }, log: c.log, hooks, handshake: () => handshake(c) });
-  } else {
-    if (ch.ctl === undefined || ch.toApp === undefined || ch.fromApp === undefined) return;
-    // Closed once TLS is up (or refused): an idle session keeps only what it relays with.
-    ch.ctl.once('close', () => delete ch.ctl);
-    c.engine = startControl({ app: { ctl: ch.ctl, toApp: ch.toApp, fromApp: ch.fromApp }, log: c.log, hooks, peer: 'client', handshake: () => handshake(c) });
-  }
+}
+
+/** STARTTLS: the session starts once the app's three channels are here. */
+function start(c: Conn): void {
+  const ch = c.channels;
+  if (ch.ctl === undefined || ch.toApp === undefined || ch.fromApp === undefined) return;
+  // Closed once TLS is up (or refused): an idle session keeps only what it relays with.
+  ch.ctl.once('close', () => delete ch.ctl);
+  c.engine = startControl({ app: { ctl: ch.ctl, toApp: ch.toApp, fromApp: ch.fromApp }, log: c.log, hooks: hooksOf(c), peer: 'client', handshake: () => handshake(c) });
+}
+
+/**
+ * Implicit: the handshake at once; only then does the spawner start the app, with the
+ * session's variables in its environment ('tls-up'), and send its streams here.
+ */
+function startImplicit(c: Conn): void {
+  c.engine = startImplicitSession({
+    log: c.log,
+    hooks: hooksOf(c),
+    handshake: () => handshake(c),
+    app: {
+      withVars: (vars) => {
+        if (c.exited) return Promise.resolve(undefined);
+        send({ t: 'tls-up', id: c.id, vars: vars.map(([n, v]) => [n, v]) });
+        return new Promise((resolve) => (c.appStarting = resolve));
+      },
+      none: () => {
+        // Nothing was started: the connection ends with its handshake.
+        c.exited = true;
+      },
+    },
+  });
+}
+
+/** Implicit: the app's streams, once both are here. */
+function appStreams(c: Conn): void {
+  const { toApp, fromApp } = c.channels;
+  if (toApp === undefined || fromApp === undefined || c.appStarting === undefined) return;
+  const resolve = c.appStarting;
+  delete c.appStarting;
+  resolve({ toApp, fromApp });
 }
 
 /** The session is over once the app has exited, no handshake runs, and TLS (if it ran) has sent its last byte. */
@@ -147,22 +180,25 @@ function onMessage(m: ToWorker, handle: unknown): void {
       return;
     }
     case 'channel': {
-      const c = connOf(m.id, m.pid);
+      const c = setup!.implicit ? conns.get(m.id) : connOf(m.id, m.pid);
+      if (c === undefined) return void (handle as Socket).destroy();
       c.channels[m.name] = handle as Socket;
-      start(c);
-      return;
+      if (!setup!.implicit) return start(c);
+      c.log = createLogger(2, setup!.verbosity, SERVER_PROGRAM, m.pid);
+      return appStreams(c);
     }
     case 'client': {
       const s = handle as Socket;
       // Node starts reading a socket it receives; STARTTLS: the app reads it in plaintext until
       // its command. So stop before the event loop runs, and hold it, blocking as the app has it.
       stopReading(s);
-      const c = conns.get(m.id);
+      const c = setup!.implicit ? connOf(m.id, null) : conns.get(m.id);
       if (c === undefined) return void s.destroy();
       c.socket = s;
       client(c);
       c.deliver!(s);
       delete c.deliver;
+      if (setup!.implicit) startImplicit(c);
       return;
     }
     case 'no-client': {
@@ -177,6 +213,12 @@ function onMessage(m: ToWorker, handle: unknown): void {
       const c = conns.get(m.id);
       if (c === undefined) return send({ t: 'end', id: m.id, tls: false, toClient: 0, toApp: 0 });
       c.exited = true;
+      // Implicit: the app could not start, or ended before its streams came.
+      if (c.appStarting !== undefined) {
+        const resolve = c.appStarting;
+        delete c.appStarting;
+        resolve(undefined);
+      }
       c.engine?.appExited();
       maybeEnd(c);
       return;

@@ -30,7 +30,14 @@ interface Queued {
   routine: boolean;
 }
 
-export class NotifySender {
+/** Who sends the assignments: NotifySender here, or the spawner for an acceptor that starts no process. */
+export interface Sender {
+  send(assignments: string[], routine?: boolean): void;
+  /** Resolves once every message queued has gone, or after `ms`. */
+  settled(ms: number): Promise<void>;
+}
+
+export class NotifySender implements Sender {
   private readonly queue: Queued[] = [];
   private busy = false;
   /** A failure was logged: the next ones are not, until one succeeds. */
