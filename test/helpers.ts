@@ -14,6 +14,8 @@ export const APP = join(ROOT, 'test', 'apps', 'smtp-app');
 
 export function tempDir(t: { teardown(fn: () => void | Promise<void>): void }, prefix = 'utw-'): string {
   const d = mkdtempSync(join(tmpdir(), prefix));
+  // Searchable by every user: the server's acceptor reads a rules file here as the workers' user.
+  chmodSync(d, 0o755);
   // An app of the last session may still be writing its report: try again, each time from
   // the top (rmSync's own retries never list the folder again), for a few seconds at most.
   // A failure here must not skip the teardowns after it (a launcher left running hangs the run).

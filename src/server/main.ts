@@ -7,7 +7,7 @@
 import { existsSync, writeSync } from 'node:fs';
 import type { Socket } from 'node:net';
 import { availableParallelism } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { createLogger, fatalLine } from '../log';
 import { cannotRunMessage, errorWords, usageMessage } from '../messages';
 import { spawnFailureStatus } from '../process/app';
@@ -129,10 +129,13 @@ class Acceptor {
   private readonly figureWaits = new Map<number, (workers: WorkerFigures[] | undefined) => void>();
   /** Until the spawner says its workers are up (or why they are not). */
   private readyWait: ((m: Extract<FromSpawner, { t: 'ready' }>) => void) | undefined;
+  /** A reload asked for during the start, and the start waiting for it. */
+  private reloadDue: string | undefined;
+  private reloadedWait: (() => void) | undefined;
   /** systemd's readiness protocol (Type=notify); does nothing without NOTIFY_SOCKET. */
   private readonly readiness: Readiness;
   /** NOTIFY_SOCKET and systemd-notify: the spawner sends for this process, which starts none. */
-  private notifyVia: { command: string; socket: string } | undefined;
+  private notifyVia: { command: string; socket: string; mainPid: number } | undefined;
   private metrics: MetricsState | undefined;
   private metricsServer: MetricsServer | undefined;
   /** The figures a scrape is waiting for: scrapes at once share one round of the workers. */
@@ -149,7 +152,7 @@ class Acceptor {
     this.access = new Access(rules, config.perAddress, this.note);
     this.spawner = new SpawnerLink(SPAWNER_FILE, (m, h) => this.onSpawnerMessage(m, h), (code, signal) => this.spawnerGone(code, signal));
     this.readiness = Readiness.fromEnv(process.env, process.pid, this.note, (command, socket) => {
-      this.notifyVia = { command, socket };
+      this.notifyVia = { command, socket, mainPid: process.pid };
       return {
         send: (assignments) => void this.spawner.send({ t: 'notify', assignments }),
         // The spawner sends what is queued before it exits (see exit()).
@@ -177,6 +180,7 @@ class Acceptor {
     process.on('SIGHUP', () => this.reload('SIGHUP'));
     const ready = await this.startSpawner();
     this.metrics = new MetricsState(ready.certificates, Math.floor(Date.now() / 1000));
+    await this.reloadIfDue();
     // Before the listeners: a failure here must not meet a spare fd on its way (listener.ts).
     if (this.config.metrics !== undefined) await this.serveMetrics(this.config.metrics);
     const targets: Target[] =
@@ -235,10 +239,12 @@ class Acceptor {
       envNames,
       ...(c.rules !== undefined ? { rules: c.rules } : {}),
       ...(this.notifyVia !== undefined ? { notify: this.notifyVia } : {}),
+      // Made as root in a folder this process may no longer write to once it runs as the workers' user.
+      ...(c.metrics?.kind === 'unix' ? { removeAtExit: resolve(c.metrics.path) } : {}),
     };
-    return new Promise((resolve) => {
+    return new Promise((done) => {
       this.readyWait = (m) => {
-        if (m.broken === undefined) return resolve(m);
+        if (m.broken === undefined) return done(m);
         void this.spawner.stop().then(() => fatal(m.broken!, EXIT_CONFIG));
       };
       try {
@@ -251,8 +257,21 @@ class Acceptor {
 
   /** SIGHUP: the spawner reads the files again (it is root; this process need not be). */
   private reload(trigger: string): void {
-    if (this.stopping || this.readyWait !== undefined) return;
-    this.spawner.send({ t: 'reload', trigger });
+    if (this.stopping) return;
+    // During the start: once the spawner is up, and before the server listens.
+    if (this.readyWait !== undefined) this.reloadDue = trigger;
+    else this.spawner.send({ t: 'reload', trigger });
+  }
+
+  /** A SIGHUP that came during the start, done before listening; resolves once it is. */
+  private reloadIfDue(): Promise<void> {
+    const trigger = this.reloadDue;
+    if (trigger === undefined) return Promise.resolve();
+    this.reloadDue = undefined;
+    return new Promise((resolve) => {
+      this.reloadedWait = resolve;
+      if (!this.spawner.send({ t: 'reload', trigger })) resolve();
+    });
   }
 
   /** A second fd of a listening socket, by way of the spawner (see listener.ts). */
@@ -345,9 +364,13 @@ class Acceptor {
         return this.figureWaits.get(m.key)?.(m.workers);
       case 'reloading':
         return this.readiness.reloading();
-      case 'reloaded':
+      case 'reloaded': {
         this.metrics?.reloaded(m.ok ? m.certificates : undefined);
-        return this.readiness.reloaded(m.refused);
+        this.readiness.reloaded(m.refused);
+        const wait = this.reloadedWait;
+        this.reloadedWait = undefined;
+        return wait?.();
+      }
       case 'started': {
         const conn = this.conns.get(m.id);
         if (conn === undefined) return;
@@ -378,7 +401,7 @@ class Acceptor {
       case 'handshake':
         // Implicit: the worker logged why; no app was started.
         this.counters.ended({ tls: false, toClient: 0, toApp: 0, ...(failed !== undefined ? { failed } : {}) });
-        this.note(`${who} ended: no TLS, no app started (${((performance.now() - conn.startedAt) / 1000).toFixed(3)} s)`);
+        this.note(`${who}: ${line ?? 'no TLS'}; no app started (${((performance.now() - conn.startedAt) / 1000).toFixed(3)} s)`);
         break;
       case 'no worker':
         this.note(`no TLS worker running: ${who} closed`);

@@ -42,7 +42,7 @@ export type FromWorker =
   /** Implicit: TLS is up; start the app with these variables and send its streams. */
   | { t: 'tls-up'; id: number; vars: Array<[string, string]> }
   /** `failed`: why the handshake failed, when one was tried and failed. */
-  | { t: 'end'; id: number; tls: boolean; toClient: number; toApp: number; failed?: FailureReason }
+  | { t: 'end'; id: number; tls: boolean; toClient: number; toApp: number; failed?: FailureReason; line?: string }
   | { t: 'dup'; key: number }
   /** The worker's memory (bytes), and its sessions running now with TLS up and their bytes so far. */
   | { t: 'status'; key: number; rss: number; private?: number; tls: number; toClient: number; toApp: number };
@@ -68,7 +68,9 @@ export interface SpawnerSetup {
   /** -x: the rules file, whose variables the acceptor may also set. */
   rules?: { path: string; optional: boolean };
   /** systemd's readiness protocol: NOTIFY_SOCKET and the systemd-notify to send with. */
-  notify?: { socket: string; command: string };
+  notify?: { socket: string; command: string; mainPid: number };
+  /** --metrics' Unix socket, removed when the server exits. */
+  removeAtExit?: string;
 }
 
 export type ToSpawner =

@@ -32,6 +32,10 @@ interface Conn {
   failed?: FailureReason;
   /** Implicit: TLS is up and the app is being started; resolved with its streams, or undefined. */
   appStarting?: (streams: AppStreams | undefined) => void;
+  /** Implicit: why the handshake failed, for the acceptor's line. */
+  failLine?: string;
+  /** Implicit: write the lines held until the app's pid was known (see heldLog). */
+  release?: (pid: number | null) => void;
 }
 
 /** How long an exited app's control socket may take to show its last bytes and EOF. */
@@ -48,6 +52,26 @@ function send(m: FromWorker, handle?: unknown, done?: () => void): void {
   // a callback: without one, a write the launcher no longer reads (it is exiting, EPIPE)
   // would be an 'error' event on the process, and a crash with a stack in the log.
   process.send!(m, handle as undefined, {}, done ?? (() => {}));
+}
+
+/**
+ * Implicit: the lines of a connection whose app has no pid yet (TLS started, say), held
+ * until it has one, so that they carry it as every line of a connection does; written
+ * without it if no app comes.
+ */
+function heldLog(c: Conn): Logger {
+  const held: Array<[keyof Logger, string]> = [];
+  let to: Logger | undefined;
+  c.release = (pid) => {
+    to = createLogger(2, setup!.verbosity, SERVER_PROGRAM, pid);
+    for (const [level, m] of held.splice(0)) to[level](m);
+    c.log = to;
+    delete c.release;
+  };
+  return {
+    warn: (m) => (to !== undefined ? to.warn(m) : void held.push(['warn', m])),
+    info: (m) => (to !== undefined ? to.info(m) : void held.push(['info', m])),
+  };
 }
 
 function connOf(id: number, pid: number | null): Conn {
@@ -127,9 +151,12 @@ function startImplicit(c: Conn): void {
         send({ t: 'tls-up', id: c.id, vars: vars.map(([n, v]) => [n, v]) });
         return new Promise((resolve) => (c.appStarting = resolve));
       },
-      none: () => {
-        // Nothing was started: the connection ends with its handshake.
+      none: (why) => {
+        // Nothing was started: the connection ends with its handshake, and the acceptor's
+        // line, which names the client, says why.
         c.exited = true;
+        c.failLine = why;
+        return true;
       },
     },
   });
@@ -162,13 +189,14 @@ function maybeEnd(c: Conn): void {
     return;
   }
   conns.delete(c.id);
+  c.release?.(null);
   const line = c.engine?.summary();
   if (line !== undefined) c.log.info(line);
   const counts = c.engine?.counts();
   for (const s of Object.values(c.channels)) s.destroy();
   // Without TLS nobody took it over: the app's copy is what the client talks to now.
   if (!c.tlsUp) c.socket?.destroy();
-  send({ t: 'end', id: c.id, tls: c.tlsUp, toClient: counts?.toPeer ?? 0, toApp: counts?.toApp ?? 0, ...(c.failed !== undefined ? { failed: c.failed } : {}) });
+  send({ t: 'end', id: c.id, tls: c.tlsUp, toClient: counts?.toPeer ?? 0, toApp: counts?.toApp ?? 0, ...(c.failed !== undefined ? { failed: c.failed } : {}), ...(c.failLine !== undefined ? { line: c.failLine } : {}) });
 }
 
 function onMessage(m: ToWorker, handle: unknown): void {
@@ -184,7 +212,7 @@ function onMessage(m: ToWorker, handle: unknown): void {
       if (c === undefined) return void (handle as Socket).destroy();
       c.channels[m.name] = handle as Socket;
       if (!setup!.implicit) return start(c);
-      c.log = createLogger(2, setup!.verbosity, SERVER_PROGRAM, m.pid);
+      c.release?.(m.pid);
       return appStreams(c);
     }
     case 'client': {
@@ -194,6 +222,7 @@ function onMessage(m: ToWorker, handle: unknown): void {
       stopReading(s);
       const c = setup!.implicit ? connOf(m.id, null) : conns.get(m.id);
       if (c === undefined) return void s.destroy();
+      if (setup!.implicit) c.log = heldLog(c);
       c.socket = s;
       client(c);
       c.deliver!(s);

@@ -25,8 +25,8 @@ export interface ImplicitChannels extends AppStreams {
 export interface AppStart {
   /** TLS is up: give the app its variables; resolves with its streams, or undefined when it will not run. */
   withVars(vars: Vars): Promise<AppStreams | undefined>;
-  /** The handshake failed: no app runs. */
-  none(): void;
+  /** The handshake failed (`why`: the log line): no app runs. True when the caller tells `why` itself. */
+  none(why: string): boolean;
 }
 
 export interface ImplicitInput {
@@ -52,6 +52,7 @@ export function stubStart(app: ImplicitChannels): AppStart {
       app.vars.end();
       app.toApp.destroy();
       app.fromApp.destroy();
+      return false;
     },
   };
 }
@@ -67,8 +68,8 @@ export function startImplicitSession(e: ImplicitInput): Engine {
     try {
       accepted = await e.handshake();
     } catch (err) {
-      log.warn((err as Error).message);
-      e.app.none();
+      const why = (err as Error).message;
+      if (!e.app.none(why)) log.warn(why);
       return;
     }
     tls = accepted.tls;

@@ -6,6 +6,7 @@
 // (see requests.ts). See ucspi-tls-server(1).
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { lstatSync, unlinkSync } from 'node:fs';
 import type { Socket } from 'node:net';
 import { join } from 'node:path';
 import { createLogger, type Logger } from '../../log';
@@ -87,7 +88,8 @@ async function init(s: SpawnerSetup): Promise<void> {
   const generated = s.worker.tls.ticketKeyFile === undefined ? randomBytes(TICKET_KEY_BYTES) : undefined;
   creds.ticketKeys ??= generated;
   if (s.rules !== undefined) rules = new RulesFile(s.rules.path, s.rules.optional);
-  if (s.notify !== undefined) notify = new NotifySender(s.notify.command, s.notify.socket, (line) => log.warn(line));
+  // As root it may send as the acceptor, the main PID; else as itself (NotifyAccess=all).
+  if (s.notify !== undefined) notify = new NotifySender(s.notify.command, s.notify.socket, (line) => log.warn(line), process.getuid?.() === 0 ? s.notify.mainPid : undefined);
   pool = new Pool(WORKER_FILE, s.workers, { ...s.worker, creds }, s.workerIds, {
     message: onWorkerMessage,
     died: onWorkerDied,
@@ -245,7 +247,7 @@ function onWorkerMessage(w: WorkerSlot, m: FromWorker, handle: unknown): void {
         // Implicit, no app ran: a failed handshake, or an app that could not start.
         forget(conn);
         const reason = conn.notStarted === 'app not started' ? 'app not started' : conn.notStarted === 'refused' ? 'refused' : 'handshake';
-        return tell({ t: 'not-started', id: m.id, reason, ...(m.failed !== undefined ? { failed: m.failed } : {}) });
+        return tell({ t: 'not-started', id: m.id, reason, ...(m.failed !== undefined ? { failed: m.failed } : {}), ...(m.line !== undefined ? { line: m.line } : {}) });
       }
       return finish(conn, m);
     }
@@ -343,11 +345,22 @@ function onRequest(raw: unknown, handle: unknown): void {
   }
 }
 
+/** A socket file the acceptor made while root: gone with the server (if it is still a socket). */
+function removeSocket(path: string | undefined): void {
+  if (path === undefined) return;
+  try {
+    if (lstatSync(path).isSocket()) unlinkSync(path);
+  } catch {
+    // gone already
+  }
+}
+
 async function stop(): Promise<void> {
   if (stopping) return;
   stopping = true;
   await notify?.settled(1000);
   await pool?.stop();
+  removeSocket(setup?.removeAtExit);
   process.exit(0);
 }
 
