@@ -7,7 +7,7 @@
 import { existsSync, writeSync } from 'node:fs';
 import type { Socket } from 'node:net';
 import { availableParallelism } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { createLogger, fatalLine } from '../log';
 import { cannotRunMessage, errorWords, usageMessage } from '../messages';
 import { spawnFailureStatus } from '../process/app';
@@ -35,13 +35,14 @@ import { NOTIFY_VARIABLES } from './notify/settings';
 import { statusLine } from './notify/status';
 import { parseServerArgs, SERVER_PROGRAM, USAGE, type ServerConfig } from './options';
 import { planServerPrivileges, type ServerPlan } from './privileges';
-import type { FromSpawner, SpawnerSetup } from './protocol';
+import type { FromSpawner } from './protocol';
 import { clientEnds, PROXY_VARIABLES, proxyVariables, refusedLine, viaWords } from './proxy/env';
 import type { ProxyHeader } from './proxy/header';
 import { headerTimeoutMs, requiresHeader } from './proxy/options';
 import { readProxyHeader } from './proxy/read';
+import { spawnerSetup } from './spawner/setup';
 import { SpawnerLink } from './spawner-link';
-import { STALE_TCP_VARIABLES, TCP_VARIABLE_NAMES, tcpVariables, unmapped } from './tcp-env';
+import { STALE_TCP_VARIABLES, tcpVariables, unmapped } from './tcp-env';
 
 /** The spawner's and the worker's entries, built beside this one (build/ucspi-tls-server-*.js). */
 const SPAWNER_FILE = join(__dirname, '..', '..', 'ucspi-tls-server-spawner.js');
@@ -226,22 +227,7 @@ class Acceptor {
 
   /** The spawner, given what it needs while this process is still root; it starts the workers. */
   private startSpawner(): Promise<Extract<FromSpawner, { t: 'ready' }>> {
-    const c = this.config;
-    const envNames = [...Object.keys(this.baseEnv), ...TCP_VARIABLE_NAMES, ...PROXY_VARIABLES, 'TCPCONNNUM'];
-    const setup: SpawnerSetup = {
-      app: c.app,
-      ...(this.plan.app !== undefined ? { appIds: this.plan.app } : {}),
-      ...(this.plan.worker !== undefined ? { workerIds: this.plan.worker } : {}),
-      workers: c.workers,
-      worker: { tls: c.tls, verbosity: c.verbosity, handshakeTimeoutMs: c.handshakeTimeoutMs, implicit: c.implicit, interfaceVersion: `${SERVER_PROGRAM}/${VERSION}` },
-      env: { ...process.env },
-      watch: c.watch,
-      envNames,
-      ...(c.rules !== undefined ? { rules: c.rules } : {}),
-      ...(this.notifyVia !== undefined ? { notify: this.notifyVia } : {}),
-      // Made as root in a folder this process may no longer write to once it runs as the workers' user.
-      ...(c.metrics?.kind === 'unix' ? { removeAtExit: resolve(c.metrics.path) } : {}),
-    };
+    const setup = spawnerSetup(this.config, this.plan, this.baseEnv, process.env, this.notifyVia, process.cwd());
     return new Promise((done) => {
       this.readyWait = (m) => {
         if (m.broken === undefined) return done(m);

@@ -20,7 +20,8 @@ export class SpawnerLink {
     const child = fork(this.file, [], {
       // Its own copy of nothing: what it needs comes in `setup`.
       env: { PATH: process.env.PATH ?? '/usr/bin:/bin' },
-      cwd: '/',
+      // Where the server started: relative paths of the TLS files, and each app's folder.
+      cwd: process.cwd(),
       stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
       execArgv: [...SMALL_YOUNG_GENERATION, '--use-openssl-ca'],
     });

@@ -339,9 +339,6 @@ function onRequest(raw: unknown, handle: unknown): void {
       notify?.send(m.assignments, routine);
       return;
     }
-    case 'init':
-      log.warn('spawner: request refused: init, once more');
-      return;
   }
 }
 

@@ -59,6 +59,8 @@ export function checkRequest(m: unknown, fixedArgv: readonly string[], allowed: 
       }
       return { ok: true, m: { t: 'notify', assignments: a as string[] } };
     }
+    case 'init':
+      return { ok: false, why: 'init, once more' };
     default:
       return { ok: false, why: `unknown request ${JSON.stringify(r.t)}` };
   }
