@@ -60,9 +60,9 @@ build/.stamp: node_modules/.installed tsconfig.json scripts/bundle.js scripts/ea
 	node scripts/bundle.js --eager build/src/helper/main.js build/ucspi-tls-wrap.js
 	node scripts/bundle.js build/src/helper/main.js build/ucspi-tls-wrap-uncached.js
 	node scripts/bundle.js build/src/client/main.js build/ucspi-tls-client.js
-	node scripts/bundle.js build/src/server/main.js build/ucspi-tls-server.js
+	node scripts/bundle.js build/src/server/acceptor/main.js build/ucspi-tls-server.js
 	node scripts/bundle.js build/src/server/spawner/main.js build/ucspi-tls-server-spawner.js
-	node scripts/bundle.js build/src/server/worker.js build/ucspi-tls-server-worker.js
+	node scripts/bundle.js build/src/server/worker/main.js build/ucspi-tls-server-worker.js
 	@grep -q "const VERSION = '$(VERSION)'" src/version.ts || { echo "src/version.ts VERSION differs from package.json ($(VERSION))" >&2; exit 1; }
 	touch $@
 

@@ -22,7 +22,7 @@ import { RulesFile } from '../access/rules-file';
 import { certificateRows } from '../metrics/certificates';
 import { NotifySender } from '../notify/sender';
 import { SERVER_PROGRAM } from '../options';
-import { Pool, type WorkerSlot } from '../pool';
+import { Pool, type WorkerSlot } from './pool';
 import type { ChannelName, FromSpawner, FromWorker, SpawnerSetup, ToSpawner } from '../protocol';
 import type { WorkerFigures } from '../lifecycle/figures';
 import type { Ending } from '../log-lines';
@@ -364,7 +364,7 @@ async function stop(): Promise<void> {
 keepYoungGenerationSmall();
 // JSON on this channel, not V8's serializer: a smaller parser for what the acceptor sends.
 process.on('message', onRequest);
-// The acceptor decides when the server ends (see worker.ts): signals meant for the process
+// The acceptor decides when the server ends (see worker/main.ts): signals meant for the process
 // group must not stop the apps' sessions; without the acceptor, there is nothing left to do.
 for (const sig of ['SIGTERM', 'SIGINT', 'SIGHUP', 'SIGUSR1'] as const) process.on(sig, () => {});
 process.on('disconnect', () => void stop());

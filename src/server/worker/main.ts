@@ -2,15 +2,15 @@
 // the same session code as the per-connection helper. It never opens a key file (the
 // launcher sends the credentials) and never sees a client byte before the app's command.
 import type { Socket } from 'node:net';
-import { createLogger, type Logger } from '../log';
-import { startControl, type Engine } from '../session/control-session';
-import { startImplicitSession, type AppStreams } from '../session/implicit-session';
-import { createAcceptor, type Acceptor } from '../tls/accept';
-import { failureOf, HandshakeError, type FailureReason } from '../tls/failure';
-import { resumeReading, setNonBlocking, stopReading } from '../runtime/stream-handle';
-import { ownMemory } from './lifecycle/memory';
-import { SERVER_PROGRAM } from './options';
-import type { ChannelName, FromWorker, ToWorker, WorkerSetup } from './protocol';
+import { createLogger, type Logger } from '../../log';
+import { startControl, type Engine } from '../../session/control-session';
+import { startImplicitSession, type AppStreams } from '../../session/implicit-session';
+import { createAcceptor, type Acceptor } from '../../tls/accept';
+import { failureOf, HandshakeError, type FailureReason } from '../../tls/failure';
+import { resumeReading, setNonBlocking, stopReading } from '../../runtime/stream-handle';
+import { ownMemory } from '../lifecycle/memory';
+import { SERVER_PROGRAM } from '../options';
+import type { ChannelName, FromWorker, ToWorker, WorkerSetup } from '../protocol';
 
 interface Conn {
   id: number;

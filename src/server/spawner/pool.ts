@@ -2,11 +2,11 @@
 import { fork, type ChildProcess } from 'node:child_process';
 import { closeSync, openSync } from 'node:fs';
 import { basename } from 'node:path';
-import { errorWords } from '../messages';
-import type { Ids } from '../process/ids';
-import { closeUndeliveredHandles } from '../runtime/ipc-handles';
-import { SMALL_YOUNG_GENERATION } from '../runtime/young-generation';
-import type { FromWorker, ToWorker, WorkerSetup } from './protocol';
+import { errorWords } from '../../messages';
+import type { Ids } from '../../process/ids';
+import { closeUndeliveredHandles } from '../../runtime/ipc-handles';
+import { SMALL_YOUNG_GENERATION } from '../../runtime/young-generation';
+import type { FromWorker, ToWorker, WorkerSetup } from '../protocol';
 
 export interface WorkerSlot {
   /** 1..N, kept by the worker that replaces a dead one. */

@@ -1,8 +1,8 @@
 // The acceptor's end of the spawner: started while the acceptor is still root, as root,
 // with an IPC channel; JSON on it, the handles riding along (see protocol.ts).
 import { fork, type ChildProcess } from 'node:child_process';
-import { SMALL_YOUNG_GENERATION } from '../runtime/young-generation';
-import type { FromSpawner, SpawnerSetup, ToSpawner } from './protocol';
+import { SMALL_YOUNG_GENERATION } from '../../runtime/young-generation';
+import type { FromSpawner, SpawnerSetup, ToSpawner } from '../protocol';
 
 /** How long the spawner may take to stop its workers and exit before it is killed. */
 const STOP_MS = 5000;
