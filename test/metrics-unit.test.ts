@@ -63,7 +63,7 @@ t.test('certificates: name (empty for CERTFILE), key type, notAfter in seconds',
 });
 
 function snapshot(c: Counters, workers: Snapshot['workers']): Snapshot {
-  return { counters: c, now: 1, limit: 40, uptimeMs: 5000, launcher: { pid: 10, rss: 1000, private: 500 }, workers };
+  return { counters: c, now: 1, limit: 40, uptimeMs: 5000, acceptor: { pid: 10, rss: 1000, private: 500 }, spawner: { pid: 9, rss: 800, private: 300 }, workers };
 }
 
 function value(text: string, series: string): number | undefined {
@@ -96,7 +96,8 @@ t.test('a scrape: refusals by reason, failures by bucket, totals of ended and ru
     ['ucspi_tls_to_clients_bytes_total', 105],
     ['ucspi_tls_to_apps_bytes_total', 16],
     ['ucspi_tls_worker_connections{process="worker 1"}', 1],
-    ['ucspi_tls_resident_memory_bytes{process="launcher"}', 1000],
+    ['ucspi_tls_resident_memory_bytes{process="acceptor"}', 1000],
+    ['ucspi_tls_resident_memory_bytes{process="spawner"}', 800],
     ['ucspi_tls_resident_memory_bytes{process="worker 1"}', 3000],
     ['ucspi_tls_private_memory_bytes{process="worker 1"}', 700],
     ['ucspi_tls_start_time_seconds', 1_700_000_000],
@@ -126,7 +127,7 @@ t.test('a worker that does not answer: shown as it last answered; the byte count
   // No answer this time: its memory and its running session's bytes as before.
   let text = m.scrape(snapshot(c, [{ index: 1, pid: 20, conns: 2 }]));
   t.equal(value(text, 'ucspi_tls_resident_memory_bytes{process="worker 1"}'), 3000);
-  t.equal(value(text, 'ucspi_tls_worker_connections{process="worker 1"}'), 2, 'its connections: the launcher knows them');
+  t.equal(value(text, 'ucspi_tls_worker_connections{process="worker 1"}'), 2, 'its connections: the spawner knows them');
   t.equal(value(text, 'ucspi_tls_to_clients_bytes_total'), 50);
   // The session ended with fewer bytes counted than shown (a stale answer): the total holds.
   c.ended({ tls: true, toClient: 40, toApp: 60 });

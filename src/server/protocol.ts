@@ -5,7 +5,7 @@ import type { Credentials } from '../tls/credentials';
 import type { TlsConfig } from '../tls/config';
 import type { Verbosity } from '../contract/verbosity';
 import type { FailureReason } from '../tls/failure';
-import type { WorkerFigures } from './lifecycle/figures';
+import type { ProcessMemory, WorkerFigures } from './lifecycle/figures';
 import type { Ending } from './log-lines';
 
 /** STARTTLS: the app's fds 3, 4, 5. Implicit: the app's fds 0, 1. */
@@ -104,5 +104,5 @@ export type FromSpawner =
   | { t: 'ended'; id: number; ending: Ending; workerLost: boolean; tls: boolean; toClient: number; toApp: number; failed?: FailureReason }
   | { t: 'reloading' }
   | { t: 'reloaded'; ok: boolean; refused?: string; certificates?: CertificateInfo[] }
-  | { t: 'figures'; key: number; workers: WorkerFigures[] }
+  | { t: 'figures'; key: number; spawner: ProcessMemory; workers: WorkerFigures[] }
   | { t: 'dup'; key: number };

@@ -23,7 +23,7 @@ import { Access, type Admission } from '../access/access';
 import { RulesFile } from '../access/rules-file';
 import { Drain } from '../lifecycle/drain';
 import { dropPrivileges } from '../lifecycle/drop-privileges';
-import { Counters, figureLines, type RefusalReason, type Snapshot, type WorkerFigures } from '../lifecycle/figures';
+import { Counters, figureLines, type ProcessMemory, type RefusalReason, type Snapshot, type WorkerFigures } from '../lifecycle/figures';
 import { ownMemory } from '../lifecycle/memory';
 import { reusePortRefusal } from '../lifecycle/reuse-port';
 import { Listener, type Target } from './listener';
@@ -47,6 +47,12 @@ import { STALE_TCP_VARIABLES, tcpVariables, unmapped } from '../tcp-env';
 /** The spawner's and the worker's entries, built beside this one (build/ucspi-tls-server-*.js). */
 const SPAWNER_FILE = join(__dirname, '..', '..', '..', 'ucspi-tls-server-spawner.js');
 const WORKER_FILE = join(__dirname, '..', '..', '..', 'ucspi-tls-server-worker.js');
+
+/** What the spawner tells of the processes it started, and of itself. */
+interface Others {
+  spawner?: ProcessMemory;
+  workers: WorkerFigures[];
+}
 
 interface Conn {
   id: number;
@@ -127,7 +133,7 @@ class Acceptor {
   private readonly counters = new Counters();
   private readonly startedAt = performance.now();
   /** Figures asked of the spawner, by key, waiting for its answer. */
-  private readonly figureWaits = new Map<number, (workers: WorkerFigures[] | undefined) => void>();
+  private readonly figureWaits = new Map<number, (answer: Extract<FromSpawner, { t: 'figures' }> | undefined) => void>();
   /** Until the spawner says its workers are up (or why they are not). */
   private readyWait: ((m: Extract<FromSpawner, { t: 'ready' }>) => void) | undefined;
   /** A reload asked for during the start, and the start waiting for it. */
@@ -222,7 +228,7 @@ class Acceptor {
     this.note(listeningLine(where, this.config.workers, this.config.concurrency));
     // Each worker has just said it is ready: as good as an answer.
     const up = ready.workers.map((w) => ({ ...w, conns: 0, rss: 0 }));
-    this.readiness.ready(statusLine(this.snapshot(up), this.config.workers), (ms) => this.probe(ms));
+    this.readiness.ready(statusLine(this.snapshot({ workers: up }), this.config.workers), (ms) => this.probe(ms));
   }
 
   /** The spawner, given what it needs while this process is still root; it starts the workers. */
@@ -347,7 +353,7 @@ class Acceptor {
         return;
       }
       case 'figures':
-        return this.figureWaits.get(m.key)?.(m.workers);
+        return this.figureWaits.get(m.key)?.(m);
       case 'reloading':
         return this.readiness.reloading();
       case 'reloaded': {
@@ -470,21 +476,22 @@ class Acceptor {
     process.exit(EXIT_CONFIG);
   }
 
-  /** The live figures, one line each (see lifecycle/figures.ts), the workers asked for theirs. */
+  /** The live figures, one line each (see lifecycle/figures.ts), the spawner and the workers asked for theirs. */
   private async logFigures(label: string): Promise<void> {
-    const snapshot = this.snapshot(await this.askWorkers());
+    const snapshot = this.snapshot(await this.askFigures());
     for (const line of figureLines(label, snapshot)) this.note(line);
     this.readiness.status(statusLine(snapshot, this.config.workers));
   }
 
-  private snapshot(workers: WorkerFigures[]): Snapshot {
+  private snapshot(others: Others): Snapshot {
     return {
       counters: this.counters,
       now: this.active,
       limit: this.config.concurrency,
       uptimeMs: performance.now() - this.startedAt,
-      launcher: { pid: process.pid, ...ownMemory() },
-      workers,
+      acceptor: { pid: process.pid, ...ownMemory() },
+      ...(others.spawner !== undefined ? { spawner: others.spawner } : {}),
+      workers: others.workers,
     };
   }
 
@@ -501,32 +508,34 @@ class Acceptor {
   }
 
   private scrape(): Promise<string> {
-    this.scraping ??= this.askWorkers()
-      .then((workers) => this.metrics!.scrape(this.snapshot(workers)))
+    this.scraping ??= this.askFigures()
+      .then((others) => this.metrics!.scrape(this.snapshot(others)))
       .finally(() => (this.scraping = undefined));
     return this.scraping;
   }
 
   /** A tick of the readiness protocol: healthy when every worker runs and answers within `ms`. */
   private async probe(ms: number): Promise<Probe> {
-    const workers = await this.askWorkers(ms);
+    const others = await this.askFigures(ms);
+    const workers = others.workers;
     const silent = workers.filter((w) => w.rss === undefined).map((w) => `worker ${w.index} (pid ${w.pid})`);
-    const status = statusLine(this.snapshot(workers), this.config.workers);
+    const status = statusLine(this.snapshot(others), this.config.workers);
+    if (others.spawner === undefined) return { healthy: false, status, problem: `the spawner did not answer within ${ms + 1000} ms` };
     if (silent.length > 0) return { healthy: false, status, problem: `${silent.join(', ')} did not answer within ${ms} ms` };
     if (workers.length < this.config.workers) return { healthy: false, status, problem: `${this.config.workers - workers.length} worker(s) not running` };
     return { healthy: true, status };
   }
 
-  /** Every running worker's figures, by way of the spawner; a worker silent for `ms` without its memory. */
-  private askWorkers(ms = 1000): Promise<WorkerFigures[]> {
+  /** The spawner's memory and every running worker's figures; a worker silent for `ms` without its memory. */
+  private askFigures(ms = 1000): Promise<Others> {
     const key = this.nextKey++;
     return new Promise((resolve) => {
       // The spawner answers within `ms` whatever the workers do; past that it is stuck.
       const timer = setTimeout(() => done(undefined), ms + 1000);
-      const done = (workers: WorkerFigures[] | undefined): void => {
+      const done = (m: Extract<FromSpawner, { t: 'figures' }> | undefined): void => {
         clearTimeout(timer);
         this.figureWaits.delete(key);
-        resolve(workers ?? []);
+        resolve(m === undefined ? { workers: [] } : { spawner: m.spawner, workers: m.workers });
       };
       this.figureWaits.set(key, done);
       if (!this.spawner.send({ t: 'figures', key, ms })) done(undefined);

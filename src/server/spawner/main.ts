@@ -19,6 +19,7 @@ import { TICKET_KEY_BYTES } from '../../tls/credentials';
 import { expiryWarnings } from '../../tls/expiry';
 import { CredentialsError, loadCredentials } from '../../tls/load';
 import { RulesFile } from '../access/rules-file';
+import { ownMemory } from '../lifecycle/memory';
 import { certificateRows } from '../metrics/certificates';
 import { NotifySender } from '../notify/sender';
 import { SERVER_PROGRAM } from '../options';
@@ -323,7 +324,7 @@ function onRequest(raw: unknown, handle: unknown): void {
     case 'reload':
       return reload(m.trigger);
     case 'figures':
-      void Promise.all((pool?.live() ?? []).map((w) => askWorker(w, m.ms))).then((workers) => tell({ t: 'figures', key: m.key, workers }));
+      void Promise.all((pool?.live() ?? []).map((w) => askWorker(w, m.ms))).then((workers) => tell({ t: 'figures', key: m.key, spawner: { pid: process.pid, ...ownMemory() }, workers }));
       return;
     case 'signal':
       for (const conn of conns.values()) if (conn.ending === undefined) conn.child?.kill(m.signal);
