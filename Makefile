@@ -175,8 +175,9 @@ bench: all build/bench/bench-app bench-deps $(if $(filter $(REGISTRY_RUNTIMES),$
 	$(TAP) build/bench/*.test.js
 	@status=0; for r in $(RUNTIMES); do scripts/with-node $$r node build/bench/bench.js || status=1; done; exit $$status
 
-# 10 000 idle TLS connections held by ucspi-tls-server, then by hitch, each with its app
-# (BENCH_IDLE=N for another count; about 2 minutes). The client needs an fd per connection.
+# 10 000 idle TLS connections held by ucspi-tls-server, then by a bare Node tls.Server and by
+# hitch, each with its app (BENCH_IDLE=N for another count; about 3 minutes). The client needs
+# an fd per connection.
 soak-idle: all build/bench/bench-app bench-deps $(if $(filter $(REGISTRY_RUNTIMES),$(RUNTIMES)),runtimes)
 	$(TAP) build/bench/*.test.js
 	@status=0; for r in $(RUNTIMES); do (ulimit -n 131072 2>/dev/null || ulimit -n "$$(ulimit -Hn)"; scripts/with-node $$r node build/bench/idle.js) || status=1; done; exit $$status
