@@ -171,9 +171,9 @@ demo: all
 
 # The helper and the server beside their C peers (stunnel, hitch) and floors; one table and
 # its targets per runtime (not part of check; about 4 minutes a runtime, at most 10 and a half).
-bench: all build/bench/bench-app bench-deps $(if $(filter $(REGISTRY_RUNTIMES),$(RUNTIMES)),runtimes) compile-cache
+bench: all build/bench/bench-app build/bench/spawner bench-deps $(if $(filter $(REGISTRY_RUNTIMES),$(RUNTIMES)),runtimes) compile-cache
 	$(TAP) build/bench/*.test.js
-	@status=0; for r in $(RUNTIMES); do scripts/with-node $$r node build/bench/bench.js || status=1; done; exit $$status
+	@status=0; for r in $(RUNTIMES); do scripts/with-node $$r node build/bench/bench.js || status=1; scripts/with-node $$r node build/bench/spawn.js || status=1; done; exit $$status
 
 # 10 000 idle TLS connections held by ucspi-tls-server, then by a bare Node tls.Server and by
 # hitch, each with its app (BENCH_IDLE=N for another count; about 3 minutes). The client needs
@@ -188,6 +188,10 @@ bench-deps:
 build/bench/bench-app: bench/app.c
 	@mkdir -p build/bench
 	$(CC) -O2 -Wall -Wextra -o $@ bench/app.c
+
+build/bench/spawner: bench/spawner.c
+	@mkdir -p build/bench
+	$(CC) -O2 -Wall -Wextra -o $@ bench/spawner.c
 
 clean:
 	rm -rf build $(MANPAGES) debian/ucspi-tls-wrap debian/.debhelper debian/files debian/debhelper-build-stamp \
