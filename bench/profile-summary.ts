@@ -1,7 +1,7 @@
 // A V8 CPU profile (.cpuprofile, as node --cpu-prof writes it) summed up: self time per
 // function, each put in one of four kinds. Pure.
 
-export type Kind = 'ours' | "Node's JS" | 'V8/GC' | 'OpenSSL/native';
+export type Kind = 'ours' | "Node's JS" | 'V8/GC' | 'OpenSSL/native' | 'JS, unnamed';
 
 export interface CallFrame {
   functionName: string;
@@ -58,7 +58,69 @@ export function selfTimes(profiles: readonly CpuProfile[]): Entry[] {
 /** Each kind's share of all the self time, %. */
 export function shares(entries: readonly Entry[]): Record<Kind, number> {
   const total = entries.reduce((s, e) => s + e.selfUs, 0);
-  const out: Record<Kind, number> = { ours: 0, "Node's JS": 0, 'V8/GC': 0, 'OpenSSL/native': 0 };
+  const out: Record<Kind, number> = { ours: 0, "Node's JS": 0, 'V8/GC': 0, 'OpenSSL/native': 0, 'JS, unnamed': 0 };
   for (const e of entries) out[e.kind] += total > 0 ? (100 * e.selfUs) / total : 0;
   return out;
 }
+
+export interface PerfSample {
+  comm: string;
+  pid: number;
+  sym: string;
+  dso: string;
+}
+
+/** One line of `perf script -F comm,pid,ip,sym,dso -G`: "node 42 7f0012 SSL_read (/usr/bin/node)". Pure. */
+export function parsePerfSample(line: string): PerfSample | undefined {
+  const m = /^\s*(.*?)\s+(\d+)\s+[0-9a-f]+\s+(.*?)\s*\(([^()]*)\)\s*$/.exec(line);
+  if (m === null) return undefined;
+  return { comm: m[1]!, pid: Number(m[2]), sym: m[3]! === '' ? '[unknown]' : m[3]!, dso: m[4]!.replace(/^.*\//, '') };
+}
+
+/** Samples counted per symbol and file, most first (selfUs: the count). Pure. */
+export function perfEntries(samples: readonly PerfSample[]): Entry[] {
+  const by = new Map<string, Entry>();
+  for (const x of samples) {
+    // JS frames name their script by its whole path: the file name is enough.
+    const name = x.sym.replace(/(file:\/\/)?\/\S*\//g, '');
+    const file = /^perf-\d+\.map$/.test(x.dso) ? 'JIT' : x.dso;
+    const key = `${name}\0${file}`;
+    const e = by.get(key) ?? { name, file, kind: perfKindOf(x.dso, x.sym), selfUs: 0 };
+    e.selfUs++;
+    by.set(key, e);
+  }
+  return [...by.values()].sort((a, b) => b.selfUs - a.selfUs);
+}
+
+const OPENSSL = /^_*(SSL|ssl\d*|tls\d*|dtls|EVP|evp|BN|bn|RSA|rsa|rsaz|ossl|OSSL|OPENSSL|CRYPTO|EC|ec|ecp|x25519|ERR|OBJ|ASN1|asn1|X509|x509|PEM|BIO|bio|HMAC|DH|lh|sk|md)_|^_*(sha\d+|aesni|gcm|ChaCha20|Poly1305|mul_mont|x86_64_AES)/;
+const GC = /(Heap|Scaveng|MarkCompact|Marking|Marker|Sweep|Evacuat|GarbageCollect|Mark|GCTracer|MemoryAllocator|PagedSpace|NewSpace|Semi|LocalHeap|Compactor|Remembered|SlotSet|Worklist)/;
+
+/**
+ * Where a perf sample goes (perf --no-children: the frame it was taken in). JS frames come from /tmp/perf-PID.map (node
+ * --perf-basic-prof): Node's built-in modules, or ours (any other script); V8's builtins,
+ * bytecode handlers and stubs, and V8's C++ (the collector most of all) are V8/GC; OpenSSL
+ * (inside the node executable, or libssl/libcrypto), Node's C++, libuv, libc and the kernel
+ * are OpenSSL/native.
+ */
+export function perfKindOf(dso: string, sym: string): Kind {
+  if (/^perf-\d+\.map$/.test(dso) || dso.startsWith('[JIT]')) {
+    if (/^(Builtin|BytecodeHandler|Stub|RegExp|Handler):/.test(sym)) return 'V8/GC';
+    // Code V8 made without naming it in the map (the launcher's, mostly: code from its cache).
+    if (!sym.startsWith('JS:') && !sym.startsWith('LazyCompile:') && !sym.startsWith('Function:')) return 'JS, unnamed';
+    if (/ node:| internal\//.test(sym)) return "Node's JS";
+    return 'ours';
+  }
+  if (dso.startsWith('libssl') || dso.startsWith('libcrypto')) return 'OpenSSL/native';
+  if (sym.startsWith('v8::') || sym.startsWith('Builtins_')) return 'V8/GC';
+  return 'OpenSSL/native';
+}
+
+/** Of the native part, which is OpenSSL and which the kernel (for the summary line). Pure. */
+export function nativePart(dso: string, sym: string): 'OpenSSL' | 'kernel' | 'other' {
+  if (dso.startsWith('[kernel')) return 'kernel';
+  if (dso.startsWith('libssl') || dso.startsWith('libcrypto') || OPENSSL.test(sym)) return 'OpenSSL';
+  return 'other';
+}
+
+/** Whether a V8 frame is the collector's (for the summary line). Pure. */
+export const isGc = (sym: string): boolean => sym.startsWith('v8::') && GC.test(sym);
