@@ -8,7 +8,7 @@ t.test("a V8 profile: self time per function, each sample's time the delta to th
     nodes: [
       { id: 1, callFrame: frame('(root)', '') },
       { id: 2, callFrame: frame('startConnection', 'file:///x/build/ucspi-tls-server.js') },
-      { id: 3, callFrame: frame('spawn', 'node:child_process') },
+      { id: 3, callFrame: frame('spawn', 'node:internal/child_process') },
       { id: 4, callFrame: frame('(garbage collector)', '') },
       { id: 5, callFrame: frame('writeBuffer', '') },
       { id: 6, callFrame: frame('(idle)', '') },
@@ -20,7 +20,7 @@ t.test("a V8 profile: self time per function, each sample's time the delta to th
   t.same(
     e.map((x) => [x.name, x.file, x.kind, x.selfUs]),
     [
-      ['spawn', 'node:child_process', "Node's JS", 400],
+      ['spawn', 'node:internal/child_process', "Node's JS", 400],
       ['writeBuffer', '', 'OpenSSL/native', 100],
       ['(garbage collector)', '', 'V8/GC', 200],
       ['startConnection', 'ucspi-tls-server.js', 'ours', 150],

@@ -44,7 +44,8 @@ export function selfTimes(profiles: readonly CpuProfile[]): Entry[] {
     p.samples.forEach((id, i) => {
       const f = frame.get(id);
       if (f === undefined || f.functionName === '(idle)') return;
-      const file = f.url.replace(/^file:\/\//, '').replace(/^.*\//, '');
+      // Node's modules by their whole name (node:internal/tls/wrap), our scripts by their file's.
+      const file = f.url.startsWith('node:') ? f.url : f.url.replace(/^file:\/\//, '').replace(/^.*\//, '');
       const key = `${f.functionName}\0${file}`;
       const e = by.get(key) ?? { name: f.functionName || '(anonymous)', file, kind: kindOf(f), selfUs: 0 };
       // A sample's time is the delta to the next one; the first sample's own delta stands in for the last.
