@@ -140,9 +140,6 @@ async function perf(setup: Setup, rows: Server[]): Promise<void> {
   const samples = perfSamples(data);
   const launcherEntries = perfEntries(samples.filter((x) => x.pid === launcher));
   const workerEntries = perfEntries(samples.filter((x) => workers.includes(x.pid)));
-  // The launcher's children between fork() and exec(): what a fork of the launcher costs the app's process.
-  const forked = samples.filter((x) => x.comm === 'node' && x.pid !== launcher && !workers.includes(x.pid));
-  const forkedEntries = perfEntries(forked);
   await stop(child);
   if (process.env.PROFILE_KEEP) {
     cpSync(data, join(process.env.PROFILE_KEEP, 'perf.data'));
@@ -150,15 +147,11 @@ async function perf(setup: Setup, rows: Server[]): Promise<void> {
   }
   for (const pid of [launcher, ...workers]) rmSync(`/tmp/perf-${pid}.map`, { force: true });
   const all = (es: Entry[]): string => `${((100 * es.reduce((s, e) => s + e.selfUs, 0)) / samples.length).toFixed(1)} %`;
-  const children = new Set(forked.map((x) => x.pid)).size;
-  console.log(`\nperf record -g, ${what}; ${samples.length} samples: launcher ${all(launcherEntries)}, workers ${all(workerEntries)}, the launcher's children before exec (${children} sampled) ${all(forkedEntries)}, the rest the apps:\n`);
+  // The rest: the apps (what a fork leaves the child to do before exec is bench/spawn.ts's to measure).
+  console.log(`\nperf record -g, ${what}; ${samples.length} samples: launcher ${all(launcherEntries)}, workers ${all(workerEntries)}, the rest the apps:\n`);
   console.log(table('launcher', launcherEntries, nativeDetail(launcherEntries)));
   console.log('');
   console.log(table(`TLS workers (${workers.length})`, workerEntries, nativeDetail(workerEntries)));
-  if (forkedEntries.length > 0) {
-    console.log('');
-    console.log(table("the launcher's children, between fork and exec", forkedEntries, nativeDetail(forkedEntries)));
-  }
 }
 
 async function main(): Promise<number> {
