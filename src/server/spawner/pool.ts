@@ -66,7 +66,8 @@ export class Pool {
           stdio: [code, 'ignore', 'inherit', 'ipc'],
           // Its young generation stays small: see young-generation.ts. And no bundled root
           // store, as for the executables (see bin/ucspi-tls-server).
-          execArgv: [...SMALL_YOUNG_GENERATION, '--use-openssl-ca'],
+          // For developers (make profile): UCSPI_TLS_WORKER_NODE_ARGS, node options added.
+          execArgv: [...SMALL_YOUNG_GENERATION, '--use-openssl-ca', ...(process.env.UCSPI_TLS_WORKER_NODE_ARGS?.split(' ').filter((a) => a !== '') ?? [])],
           // The worker needs nothing of the launcher's environment or directory.
           env: {},
           cwd: '/',
