@@ -4,6 +4,12 @@ import { fork, type ChildProcess } from 'node:child_process';
 import { SMALL_YOUNG_GENERATION } from '../../runtime/young-generation';
 import type { FromSpawner, SpawnerSetup, ToSpawner } from '../protocol';
 
+/** For developers (make profile): node options for the spawner and, through it, the workers. */
+function developerArgs(): Record<string, string> {
+  const args = process.env.UCSPI_TLS_WORKER_NODE_ARGS;
+  return args !== undefined ? { UCSPI_TLS_WORKER_NODE_ARGS: args } : {};
+}
+
 /** How long the spawner may take to stop its workers and exit before it is killed. */
 const STOP_MS = 5000;
 
@@ -19,11 +25,11 @@ export class SpawnerLink {
   start(setup: SpawnerSetup): void {
     const child = fork(this.file, [], {
       // Its own copy of nothing: what it needs comes in `setup`.
-      env: { PATH: process.env.PATH ?? '/usr/bin:/bin' },
+      env: { PATH: process.env.PATH ?? '/usr/bin:/bin', ...developerArgs() },
       // Where the server started: relative paths of the TLS files, and each app's folder.
       cwd: process.cwd(),
       stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
-      execArgv: [...SMALL_YOUNG_GENERATION, '--use-openssl-ca'],
+      execArgv: [...SMALL_YOUNG_GENERATION, '--use-openssl-ca', ...(process.env.UCSPI_TLS_WORKER_NODE_ARGS?.split(' ').filter((a) => a !== '') ?? [])],
     });
     this.child = child;
     child.on('error', () => {}); // a send to a spawner gone: its 'exit' tells the rest
