@@ -129,6 +129,8 @@ class Acceptor {
   private active = 0;
   private stopping = false;
   private exiting = false;
+  /** Listening on every socket, and no longer root: only then is a connection read. */
+  private dropped = false;
   private readonly drain: Drain;
   private readonly counters = new Counters();
   private readonly startedAt = performance.now();
@@ -213,11 +215,14 @@ class Acceptor {
       this.listeners.push(l);
     }
     // Bound: from now on, the process that reads the network is not root.
-    const dropped = dropPrivileges(this.plan.worker);
+    const dropped = dropPrivileges(this.plan.worker) ?? this.rulesReadable();
     if (dropped !== undefined) {
       await this.spawner.stop();
       fatal(dropped, EXIT_CONFIG);
     }
+    // Connections accepted while this process was still root: served now, read only now.
+    this.dropped = true;
+    this.slotFreed();
     // Before anything says the server is up (-1's port, the listening line): a signal sent
     // as soon as it is must find its handler, not Node's default.
     process.on('SIGTERM', () => this.stop('SIGTERM'));
@@ -276,10 +281,19 @@ class Acceptor {
     }
   }
 
+  /** -x: the file is read at each connection by this process, as the workers' user from now on. */
+  private rulesReadable(): string | undefined {
+    const rules = this.config.rules;
+    if (rules === undefined || this.plan.worker === undefined) return undefined;
+    const unusable = new RulesFile(rules.path, rules.optional).check();
+    if (unusable === undefined) return undefined;
+    return `${unusable} (read as ${this.plan.worker.uid}:${this.plan.worker.gid}, the workers' user, once listening: make it readable by TLS_UID)`;
+  }
+
   private onConnection(sock: Socket): void {
     this.counters.accepted++;
     if (this.stopping) return this.refuse(sock, 'stopping');
-    if (this.active >= this.config.concurrency) {
+    if (this.active >= this.config.concurrency || !this.dropped) {
       // The listeners could not pause yet: the connection waits here, unread, as it would
       // in the listen queue; beyond the queue's length it is refused, as the kernel would.
       if (this.waiting.length >= this.config.backlog) return this.refuse(sock, 'limit');
@@ -427,7 +441,7 @@ class Acceptor {
 
   /** One connection fewer: start one that waits, accept again, or end the stop. */
   private slotFreed(): void {
-    while (this.active < this.config.concurrency && this.waiting.length > 0 && !this.stopping) this.startConnection(this.waiting.shift()!);
+    while (this.active < this.config.concurrency && this.waiting.length > 0 && !this.stopping && this.dropped) this.startConnection(this.waiting.shift()!);
     if (this.active < this.config.concurrency && !this.stopping) this.resumeAccepting();
     if (this.stopping) this.drain.ended();
   }

@@ -15,6 +15,9 @@ const STOP_MS = 5000;
 
 export class SpawnerLink {
   private child: ChildProcess | undefined;
+  /** Handles asked back ('dup') and not yet here: one that came after a disconnect would crash Node's IPC. */
+  private handlesDue = 0;
+  private handlesIn: (() => void) | undefined;
 
   constructor(
     private readonly file: string,
@@ -33,7 +36,10 @@ export class SpawnerLink {
     });
     this.child = child;
     child.on('error', () => {}); // a send to a spawner gone: its 'exit' tells the rest
-    child.on('message', (m: FromSpawner, handle: unknown) => this.onMessage(m, handle));
+    child.on('message', (m: FromSpawner, handle: unknown) => {
+      if (m.t === 'dup' && this.handlesDue > 0 && --this.handlesDue === 0) this.handlesIn?.();
+      this.onMessage(m, handle);
+    });
     child.once('exit', (code, signal) => {
       this.child = undefined;
       this.onExit(code, signal);
@@ -50,16 +56,25 @@ export class SpawnerLink {
       else h?.close?.();
       return false;
     }
+    if (m.t === 'dup') this.handlesDue++;
     // Raw handles are what Node's IPC passes; its types know only sockets and servers.
     child.send(m, handle as undefined, {}, () => {});
     return true;
   }
 
   /** Disconnect: the spawner stops its workers and exits; resolves once it has. */
-  stop(): Promise<void> {
+  async stop(): Promise<void> {
     const child = this.child;
-    if (child === undefined) return Promise.resolve();
+    if (child === undefined) return;
     this.child = undefined;
+    // Node acknowledges each handle it receives: not possible once disconnected (an internal
+    // assertion ends the process). So the handles on their way come in first.
+    if (this.handlesDue > 0) {
+      await new Promise<void>((resolve) => {
+        this.handlesIn = resolve;
+        setTimeout(resolve, 1000).unref();
+      });
+    }
     return new Promise((resolve) => {
       child.removeAllListeners('exit');
       child.once('exit', () => resolve());
