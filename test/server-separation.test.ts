@@ -174,7 +174,8 @@ t.test('the spawner refuses another argv, a variable the acceptor may not set, a
     return { c, s: accepted.shift()! };
   };
   const closed = (c: Socket): Promise<void> => new Promise((r) => (c.destroyed ? r() : c.once('close', () => r())));
-  const env = (more: Record<string, string> = {}): Record<string, string> => ({ PATH: process.env.PATH!, REPORT: report, REPORT_EACH: '1', SSLCTLFD: '3', SSLREADFD: '4', SSLWRITEFD: '5', TCPREMOTEIP: '127.0.0.1', TCPREMOTEPORT: '1', ...more });
+  // The connection's variables: the spawner adds them to the apps' common environment.
+  const env = (more: Record<string, string> = {}): Record<string, string> => ({ PROTO: 'TCP', TCPREMOTEIP: '127.0.0.1', TCPREMOTEPORT: '1', ...more });
 
   const a = await client();
   sp.send({ t: 'start', id: 1, argv: ['/bin/sh', '-c', 'id > /tmp/owned'], env: env() }, a.s);
@@ -188,13 +189,20 @@ t.test('the spawner refuses another argv, a variable the acceptor may not set, a
   await within(closed(b.c), 10000, 'its client is closed');
   t.match(sp.err(), /^ucspi-tls-server: spawner: request refused: start: variable "LD_PRELOAD" is not one the acceptor may set$/m, 'one line says why');
 
+  // Nor a variable of the common environment, set again for one connection.
+  const d = await client();
+  sp.send({ t: 'start', id: 4, argv: [APP], env: env({ PATH: '/tmp/evil' }) }, d.s);
+  t.same(await sp.next((m) => m.t === 'not-started' && m.id === 4), { t: 'not-started', id: 4, reason: 'refused' }, 'PATH again: not started');
+  await within(closed(d.c), 10000, 'its client is closed');
+  t.match(sp.err(), /^ucspi-tls-server: spawner: request refused: start: variable "PATH" is not one the acceptor may set$/m, 'one line says why');
+
   sp.send({ t: 'exec', argv: ['/bin/sh'] });
   sp.send({ t: 'signal', signal: 'SIGSTOP' });
   sp.send({ t: 'notify', assignments: ['MAINPID=1'] });
   sp.send({ t: 'init', setup: {} });
   await sleep(300);
   for (const re of [/request refused: unknown request "exec"$/m, /request refused: signal: "SIGSTOP" is not SIGTERM or SIGKILL$/m, /request refused: notify: "MAINPID" is not a readiness assignment$/m, /request refused: init, once more$/m]) t.match(sp.err(), re, `one line: ${re.source}`);
-  t.equal(sp.err().split('\n').filter((l) => l.includes('request refused')).length, 6, 'one line per refusal, no more');
+  t.equal(sp.err().split('\n').filter((l) => l.includes('request refused')).length, 7, 'one line per refusal, no more');
   t.notOk(readdirSync(report).length > 0, 'no app ran for any of them');
 
   // And it serves on: the app for a request within its contract, with the client on fds 0/1.
@@ -206,7 +214,9 @@ t.test('the spawner refuses another argv, a variable the acceptor may not set, a
   t.equal(await lines.line(), '220 test ESMTP', 'its banner reaches the client');
   c.c.write('QUIT\r\n');
   await lines.line();
-  t.match(await waitFor(join(report, '3', 'env')), /^TCPREMOTEPORT=3$/m, 'with the environment asked for');
+  const appEnv = await waitFor(join(report, '3', 'env'));
+  t.match(appEnv, /^TCPREMOTEPORT=3$/m, 'with its connection\'s variables');
+  t.match(appEnv, new RegExp(`^REPORT=${report}$`, 'm'), 'on the common environment given at start');
   await sp.next((m) => m.t === 'ended' && m.id === 3);
   c.c.destroy();
   await sp.stop();

@@ -63,7 +63,9 @@ export interface SpawnerSetup {
   /** For reloads (SIGHUP, --watch): the files and the environment the set was read from. */
   env: Record<string, string | undefined>;
   watch: boolean;
-  /** The names the acceptor may set in an app's environment besides the rules file's. */
+  /** Every app's environment, before its connection's variables. */
+  baseEnv: Record<string, string>;
+  /** The names of a connection's variables the acceptor may set, besides those the rules file sets for the client. */
   envNames: string[];
   /** -x: the rules file, whose variables the acceptor may also set. */
   rules?: { path: string; optional: boolean };
@@ -75,7 +77,7 @@ export interface SpawnerSetup {
 
 export type ToSpawner =
   | { t: 'init'; setup: SpawnerSetup }
-  /** With the client connection's handle: start the app (implicit: once TLS is up) for connection `id`. */
+  /** With the client connection's handle: start the app (implicit: once TLS is up) for connection `id`; `env`: its connection's variables. */
   | { t: 'start'; id: number; argv: string[]; env: Record<string, string> }
   /** SIGHUP: read the TLS files again. */
   | { t: 'reload'; trigger: string }

@@ -316,8 +316,8 @@ class Acceptor {
       this.note(admitted.line);
       return this.refuse(sock, admitted.reason);
     }
+    // The connection's own: the spawner adds them to every app's common environment.
     const env = {
-      ...this.baseEnv,
       ...tcpVariables({ localAddress: local.address, localPort: local.port, remoteAddress: remote.address, remotePort: remote.port, ...(this.config.localName !== undefined ? { localName: this.config.localName } : {}) }),
       ...(proxied !== undefined ? proxyVariables({ remote: socketRemote, local: socketLocal }) : {}),
       ...admitted.env,

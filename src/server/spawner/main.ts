@@ -139,7 +139,7 @@ function startConnection(m: Extract<ToSpawner, { t: 'start' }>, sock: Socket): v
     sock.destroy();
     return tell({ t: 'not-started', id: m.id, reason: 'no worker' });
   }
-  const conn: Conn = { id: m.id, worker, env: m.env, workerLost: false };
+  const conn: Conn = { id: m.id, worker, env: { ...setup!.baseEnv, ...m.env }, workerLost: false };
   conns.set(conn.id, conn);
   worker.conns.add(conn.id);
   if (setup!.worker.implicit) {

@@ -27,9 +27,10 @@ export function spawnerSetup(
     worker: { tls: c.tls, verbosity: c.verbosity, handshakeTimeoutMs: c.handshakeTimeoutMs, implicit: c.implicit, interfaceVersion: `${SERVER_PROGRAM}/${VERSION}` },
     env: { ...env },
     watch: c.watch,
-    // What the acceptor sets: the apps' common environment, tcpserver's variables, the
-    // PROXY header's, and TCPCONNNUM (see access/access.ts); a rules file's come on top.
-    envNames: [...new Set([...Object.keys(baseEnv), ...TCP_VARIABLE_NAMES, ...PROXY_VARIABLES, 'TCPCONNNUM'])],
+    // What the acceptor sets for a connection: tcpserver's variables, the PROXY header's,
+    // and TCPCONNNUM (see access/access.ts); a rules file's come on top.
+    baseEnv,
+    envNames: [...TCP_VARIABLE_NAMES, ...PROXY_VARIABLES, 'TCPCONNNUM'],
     ...(c.rules !== undefined ? { rules: { path: resolve(cwd, c.rules.path), optional: c.rules.optional } } : {}),
     ...(notify !== undefined ? { notify } : {}),
     // Made as root in a folder the acceptor may no longer write to once it runs as the workers' user.
