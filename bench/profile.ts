@@ -1,11 +1,11 @@
 // `make profile`: where today's ucspi-tls-server spends its CPU under the bench's session
 // load (whole STARTTLS sessions, 16 at once, as make bench's sessions/s), each kind of process
-// apart, the launcher and the TLS workers. Twice, a server each time:
-//  - V8's profiler: the launcher under `node --cpu-prof`, the workers given --cpu-prof through
+// apart, the acceptor, the spawner and the TLS workers. Twice, a server each time:
+//  - V8's profiler: the acceptor under `node --cpu-prof`, the spawner and the workers given it through
 //    UCSPI_TLS_WORKER_NODE_ARGS. JS functions by name, but a native call's time goes to the JS
 //    function that made it (child_process's spawn holds fork(), _tls_wrap's initRead the
 //    handshake);
-//  - perf (when installed): `perf record -g` on the launcher and the workers, both under
+//  - perf (when installed): `perf record -g` on the acceptor, the spawner and the workers, all under
 //    --perf-basic-prof so that JS frames have names, and every native frame its own.
 // Prints each one's top self-time entries and each group's share. PROFILE_SECONDS=N: the
 // load's length (default 20); PROFILE_KEEP=DIR: the .cpuprofile files, perf.data and the
@@ -20,7 +20,7 @@ import { machine, portBase } from './machine';
 import { rate, settle } from './measure';
 import { isGc, nativePart, parsePerfSample, perfEntries, selfTimes, shares, type CpuProfile, type Entry, type Kind, type PerfSample } from './profile-summary';
 import { markdown } from './report';
-import { APP, listening, makeSetup, ROOT, serverProcs, stopAll, type Server, type Setup } from './servers';
+import { APP, listening, makeSetup, ROOT, stopAll, type Server, type Setup } from './servers';
 
 const SECONDS = Number(process.env.PROFILE_SECONDS ?? 20);
 const TOP = 15;
@@ -71,10 +71,29 @@ function table(title: string, entries: Entry[], detail: string): string {
   ].join('\n');
 }
 
-function readProfiles(dir: string): CpuProfile[] {
+/** The profiles in `dir`, of the processes `pids` if given (V8 names each file CPU.date.time.PID.thread.n). */
+function readProfiles(dir: string, pids?: number[]): CpuProfile[] {
   return readdirSync(dir)
-    .filter((f) => f.endsWith('.cpuprofile'))
+    .filter((f) => f.endsWith('.cpuprofile') && (pids === undefined || pids.includes(Number(f.split('.')[3]))))
     .map((f) => JSON.parse(readFileSync(join(dir, f), 'utf8')) as CpuProfile);
+}
+
+/** The server's other processes: the acceptor's child, the spawner, and the spawner's node children, the workers. */
+function serverKinds(acceptor: number): { spawner: number[]; workers: number[] } {
+  const children = (pid: number, entry: string): number[] =>
+    readdirSync('/proc')
+      .filter((d) => /^\d+$/.test(d))
+      .filter((d) => {
+        try {
+          const stat = readFileSync(`/proc/${d}/stat`, 'latin1');
+          return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]) === pid && readFileSync(`/proc/${d}/cmdline`, 'latin1').includes(entry);
+        } catch {
+          return false;
+        }
+      })
+      .map(Number);
+  const spawner = children(acceptor, 'ucspi-tls-server-spawner');
+  return { spawner, workers: spawner.flatMap((p) => children(p, 'ucspi-tls-server-worker')) };
 }
 
 async function cpuProf(setup: Setup, rows: Server[]): Promise<void> {
@@ -86,19 +105,23 @@ async function cpuProf(setup: Setup, rows: Server[]): Promise<void> {
   chmodSync(setup.dir, 0o711);
   chmodSync(workersDir, 0o1777);
   const { row, child } = await startServer(setup, rows, ['--cpu-prof', `--cpu-prof-dir=${launcherDir}`], `--cpu-prof --cpu-prof-dir=${workersDir}`);
+  const kinds = serverKinds(child.pid!);
   const what = await load(row);
   await stop(child);
-  for (let t = 0; t < 50 && readProfiles(workersDir).length === 0; t++) await sleep(100);
+  for (let t = 0; t < 50 && readProfiles(workersDir).length < kinds.spawner.length + kinds.workers.length; t++) await sleep(100);
   const launcher = readProfiles(launcherDir);
-  const workers = readProfiles(workersDir);
-  if (launcher.length === 0 || workers.length === 0) throw new Error(`no profile written (launcher: ${launcher.length}, workers: ${workers.length})\n${row.log}`);
+  const spawner = readProfiles(workersDir, kinds.spawner);
+  const workers = readProfiles(workersDir, kinds.workers);
+  if (launcher.length === 0 || spawner.length === 0 || workers.length === 0) throw new Error(`no profile written (acceptor: ${launcher.length}, spawner: ${spawner.length}, workers: ${workers.length})\n${row.log}`);
   if (process.env.PROFILE_KEEP) {
     cpSync(launcherDir, join(process.env.PROFILE_KEEP, 'launcher'), { recursive: true });
     cpSync(workersDir, join(process.env.PROFILE_KEEP, 'workers'), { recursive: true });
   }
   const sampled = (ps: CpuProfile[]): string => `; ${(selfTimes(ps).reduce((s, e) => s + e.selfUs, 0) / 1e6).toFixed(2)} s sampled`;
   console.log(`\nV8's profiler (--cpu-prof), ${what}:\n`);
-  console.log(table('launcher', selfTimes(launcher), sampled(launcher)));
+  console.log(table('acceptor', selfTimes(launcher), sampled(launcher)));
+  console.log('');
+  console.log(table('spawner', selfTimes(spawner), sampled(spawner)));
   console.log('');
   console.log(table(`TLS workers (${workers.length})`, selfTimes(workers), sampled(workers)));
 }
@@ -123,11 +146,10 @@ function nativeDetail(entries: Entry[]): string {
 async function perf(setup: Setup, rows: Server[]): Promise<void> {
   const { row, child } = await startServer(setup, rows, ['--perf-basic-prof', '--interpreted-frames-native-stack'], '--perf-basic-prof --interpreted-frames-native-stack');
   const launcher = child.pid!;
-  const workers = serverProcs(row)
-    .map((p) => p.pid)
-    .filter((p) => p !== launcher);
+  const { spawner: spawners, workers } = serverKinds(launcher);
+  const spawner = spawners[0]!;
   const data = join(setup.dir, 'perf.data');
-  const rec = spawn('perf', ['record', '-g', '-F', '997', '-o', data, '-p', [launcher, ...workers].join(',')], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const rec = spawn('perf', ['record', '-g', '-F', '997', '-o', data, '-p', [launcher, spawner, ...workers].join(',')], { stdio: ['ignore', 'ignore', 'pipe'] });
   let recLog = '';
   rec.stderr!.on('data', (d: Buffer) => (recLog += d.toString()));
   await sleep(500);
@@ -139,17 +161,20 @@ async function perf(setup: Setup, rows: Server[]): Promise<void> {
   // perf script reads the JS names from /tmp/perf-PID.map, which each process leaves behind.
   const samples = perfSamples(data);
   const launcherEntries = perfEntries(samples.filter((x) => x.pid === launcher));
+  const spawnerEntries = perfEntries(samples.filter((x) => x.pid === spawner));
   const workerEntries = perfEntries(samples.filter((x) => workers.includes(x.pid)));
   await stop(child);
   if (process.env.PROFILE_KEEP) {
     cpSync(data, join(process.env.PROFILE_KEEP, 'perf.data'));
-    for (const pid of [launcher, ...workers]) cpSync(`/tmp/perf-${pid}.map`, join(process.env.PROFILE_KEEP, `perf-${pid}.map`));
+    for (const pid of [launcher, spawner, ...workers]) cpSync(`/tmp/perf-${pid}.map`, join(process.env.PROFILE_KEEP, `perf-${pid}.map`));
   }
-  for (const pid of [launcher, ...workers]) rmSync(`/tmp/perf-${pid}.map`, { force: true });
+  for (const pid of [launcher, spawner, ...workers]) rmSync(`/tmp/perf-${pid}.map`, { force: true });
   const all = (es: Entry[]): string => `${((100 * es.reduce((s, e) => s + e.selfUs, 0)) / samples.length).toFixed(1)} %`;
   // The rest: the apps (what a fork leaves the child to do before exec is bench/spawn.ts's to measure).
-  console.log(`\nperf record -g, ${what}; ${samples.length} samples: launcher ${all(launcherEntries)}, workers ${all(workerEntries)}, the rest the apps:\n`);
-  console.log(table('launcher', launcherEntries, nativeDetail(launcherEntries)));
+  console.log(`\nperf record -g, ${what}; ${samples.length} samples: acceptor ${all(launcherEntries)}, spawner ${all(spawnerEntries)}, workers ${all(workerEntries)}, the rest the apps:\n`);
+  console.log(table('acceptor', launcherEntries, nativeDetail(launcherEntries)));
+  console.log('');
+  console.log(table('spawner', spawnerEntries, nativeDetail(spawnerEntries)));
   console.log('');
   console.log(table(`TLS workers (${workers.length})`, workerEntries, nativeDetail(workerEntries)));
 }
