@@ -29,13 +29,13 @@ const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms
 const KINDS: Kind[] = ['ours', "Node's JS", 'V8/GC', 'OpenSSL/native', 'JS, unnamed'];
 
 /** Starts the server as bin/ucspi-tls-server does, with more node options for the launcher and the workers. */
-async function startServer(setup: Setup, rows: Server[], launcherArgs: string[], workerArgs: string): Promise<{ row: Server; child: ChildProcess }> {
+async function startServer(setup: Setup, rows: Server[], launcherArgs: string[], workerArgs: string, spawnerArgs = workerArgs): Promise<{ row: Server; child: ChildProcess }> {
   const port = portBase();
   const cpuFile = join(setup.dir, `cpu-${rows.length}.log`);
   const row: Server = { name: 'ucspi-tls-server (STARTTLS)', kind: 'starttls', perConnection: false, port, started: [], cpuFile, log: '' };
   rows.push(row);
   const [name, value] = setup.marker.split('=') as [string, string];
-  const env = { PATH: process.env.PATH, CERTFILE: setup.cert, KEYFILE: setup.key, [name]: value, UCSPI_TLS_WORKER_NODE_ARGS: workerArgs };
+  const env = { PATH: process.env.PATH, CERTFILE: setup.cert, KEYFILE: setup.key, [name]: value, UCSPI_TLS_WORKER_NODE_ARGS: workerArgs, UCSPI_TLS_SPAWNER_NODE_ARGS: spawnerArgs };
   const argv = ['--use-openssl-ca', ...launcherArgs, BUNDLE, '-c', '1000', '127.0.0.1', String(port), APP, 'starttls', cpuFile];
   // In the run's directory: node --perf-basic-prof also writes V8's log in its working directory.
   const child = spawn(process.execPath, argv, { env, cwd: setup.dir, stdio: ['ignore', 'ignore', 'pipe'], detached: true });
@@ -101,8 +101,10 @@ async function cpuProf(setup: Setup, rows: Server[]): Promise<void> {
   const workersDir = join(setup.dir, 'workers');
   mkdirSync(launcherDir);
   mkdirSync(workersDir);
-  // The workers run as another user (nobody, when this runs as root): they write there.
+  // The acceptor (once listening) and the workers run as another user (nobody, when this
+  // runs as root): they write there.
   chmodSync(setup.dir, 0o711);
+  chmodSync(launcherDir, 0o1777);
   chmodSync(workersDir, 0o1777);
   const { row, child } = await startServer(setup, rows, ['--cpu-prof', `--cpu-prof-dir=${launcherDir}`], `--cpu-prof --cpu-prof-dir=${workersDir}`);
   const kinds = serverKinds(child.pid!);
@@ -144,7 +146,9 @@ function nativeDetail(entries: Entry[]): string {
 }
 
 async function perf(setup: Setup, rows: Server[]): Promise<void> {
-  const { row, child } = await startServer(setup, rows, ['--perf-basic-prof', '--interpreted-frames-native-stack'], '--perf-basic-prof --interpreted-frames-native-stack');
+  // Not the acceptor: at start it closes every fd it did not expect (so that none leaks into
+  // an app), V8's map file too, whose fd its IPC channel then takes. Its JS frames go unnamed.
+  const { row, child } = await startServer(setup, rows, ['--interpreted-frames-native-stack'], '--perf-basic-prof --interpreted-frames-native-stack');
   const launcher = child.pid!;
   const { spawner: spawners, workers } = serverKinds(launcher);
   const spawner = spawners[0]!;
@@ -166,9 +170,9 @@ async function perf(setup: Setup, rows: Server[]): Promise<void> {
   await stop(child);
   if (process.env.PROFILE_KEEP) {
     cpSync(data, join(process.env.PROFILE_KEEP, 'perf.data'));
-    for (const pid of [launcher, spawner, ...workers]) cpSync(`/tmp/perf-${pid}.map`, join(process.env.PROFILE_KEEP, `perf-${pid}.map`));
+    for (const pid of [spawner, ...workers]) cpSync(`/tmp/perf-${pid}.map`, join(process.env.PROFILE_KEEP, `perf-${pid}.map`));
   }
-  for (const pid of [launcher, spawner, ...workers]) rmSync(`/tmp/perf-${pid}.map`, { force: true });
+  for (const pid of [spawner, ...workers]) rmSync(`/tmp/perf-${pid}.map`, { force: true });
   const all = (es: Entry[]): string => `${((100 * es.reduce((s, e) => s + e.selfUs, 0)) / samples.length).toFixed(1)} %`;
   // The rest: the apps (what a fork leaves the child to do before exec is bench/spawn.ts's to measure).
   console.log(`\nperf record -g, ${what}; ${samples.length} samples: acceptor ${all(launcherEntries)}, spawner ${all(spawnerEntries)}, workers ${all(workerEntries)}, the rest the apps:\n`);

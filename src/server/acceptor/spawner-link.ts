@@ -4,7 +4,7 @@ import { fork, type ChildProcess } from 'node:child_process';
 import { SMALL_YOUNG_GENERATION } from '../../runtime/young-generation';
 import type { FromSpawner, SpawnerSetup, ToSpawner } from '../protocol';
 
-/** For developers (make profile): node options for the spawner and, through it, the workers. */
+/** For developers (make profile): node options for the workers, which the spawner forks (its own: UCSPI_TLS_SPAWNER_NODE_ARGS). */
 function developerArgs(): Record<string, string> {
   const args = process.env.UCSPI_TLS_WORKER_NODE_ARGS;
   return args !== undefined ? { UCSPI_TLS_WORKER_NODE_ARGS: args } : {};
@@ -32,7 +32,7 @@ export class SpawnerLink {
       // Where the server started: relative paths of the TLS files, and each app's folder.
       cwd: process.cwd(),
       stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
-      execArgv: [...SMALL_YOUNG_GENERATION, '--use-openssl-ca', ...(process.env.UCSPI_TLS_WORKER_NODE_ARGS?.split(' ').filter((a) => a !== '') ?? [])],
+      execArgv: [...SMALL_YOUNG_GENERATION, '--use-openssl-ca', ...(process.env.UCSPI_TLS_SPAWNER_NODE_ARGS?.split(' ').filter((a) => a !== '') ?? [])],
     });
     this.child = child;
     child.on('error', () => {}); // a send to a spawner gone: its 'exit' tells the rest
