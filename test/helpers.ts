@@ -385,11 +385,14 @@ export interface StartTlsOptions {
   maxVersion?: 'TLSv1.2' | 'TLSv1.3';
   /** Anything else for tls.connect: ALPN, ciphers, sigalgs, a client certificate. */
   tls?: ConnectionOptions;
+  /** Sent first, before the banner comes: a PROXY protocol header, say. */
+  first?: string;
 }
 
 /** Node's tls as the client: banner, EHLO, STARTTLS, handshake. */
 export async function startTls(port: number, o: StartTlsOptions = {}): Promise<TLSSocket> {
   const sock = connect({ port, host: o.host ?? '127.0.0.1', allowHalfOpen: o.allowHalfOpen ?? false, ...(o.localAddress !== undefined ? { localAddress: o.localAddress } : {}) });
+  if (o.first !== undefined) sock.write(o.first);
   const lines = new Lines(sock);
   await lines.reply('220');
   sock.write('EHLO client.test\r\n');

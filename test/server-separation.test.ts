@@ -8,9 +8,8 @@ import { fork } from 'node:child_process';
 import { chmodSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { connect, createServer, type Socket } from 'node:net';
 import { join } from 'node:path';
-import { connect as tlsConnect, type TLSSocket } from 'node:tls';
 import { availableParallelism } from 'node:os';
-import { APP, baseEnv, freePort, Lines, makeCert, ROOT, sleep, tempDir, treeOf, ucspiTlsServer, uidsOf, waitFor, within } from './helpers';
+import { APP, baseEnv, freePort, Lines, makeCert, ROOT, sleep, startTls, tempDir, treeOf, ucspiTlsServer, uidsOf, waitFor, within } from './helpers';
 import { stopServer } from './modes';
 import { parseServerArgs } from '../src/server/options';
 import { planServerPrivileges } from '../src/server/privileges';
@@ -52,30 +51,12 @@ function socketsOf(pid: number): Set<string> {
   return out;
 }
 
-/** After a PROXY header: STARTTLS, then TLS up. */
-async function proxiedTls(port: number, from: string, fromPort: number): Promise<TLSSocket> {
-  const sock = connect({ port, host: '127.0.0.1' });
-  sock.write(`PROXY TCP4 ${from} 127.0.0.1 ${fromPort} 25\r\n`);
-  const lines = new Lines(sock);
-  await lines.reply('220');
-  sock.write('EHLO client.test\r\n');
-  await lines.reply('250');
-  sock.write('STARTTLS\r\n');
-  await lines.reply('220');
-  lines.detach();
-  return new Promise((res, rej) => {
-    const s = tlsConnect({ socket: sock, servername: 'mail.example.test', rejectUnauthorized: false });
-    s.once('secureConnect', () => res(s));
-    s.once('error', rej);
-  });
-}
-
 t.test('PROXY traffic and TLS sessions flowing: no process that holds a socket of the port is root; the spawner, root, holds none', async (t) => {
   const dir = tempDir(t);
   chmodSync(dir, 0o777); // the apps, as nobody, write their reports here
   const port = await freePort();
   const srv = await ucspiTlsServer(t, port, baseEnv(makeCert(dir), { REPORT: dir, REPORT_EACH: '1', UID: String(NOBODY), GID: String(NOBODY), TLS_UID: String(DAEMON), TLS_GID: String(DAEMON) }), ['--proxy', '-w', '2'], [APP]);
-  const sessions = await Promise.all(['192.0.2.1', '192.0.2.2', '192.0.2.3'].map((a, i) => proxiedTls(port, a, 40001 + i)));
+  const sessions = await Promise.all(['192.0.2.1', '192.0.2.2', '192.0.2.3'].map((a, i) => startTls(port, { first: `PROXY TCP4 ${a} 127.0.0.1 ${40001 + i} 25\r\n` })));
   for (const s of sessions) s.write('NOOP\r\n');
   // And one connection whose header is still being read, by the acceptor.
   const pending = connect({ port, host: '127.0.0.1' });
