@@ -369,3 +369,9 @@ process.on('message', onRequest);
 // group must not stop the apps' sessions; without the acceptor, there is nothing left to do.
 for (const sig of ['SIGTERM', 'SIGINT', 'SIGHUP', 'SIGUSR1'] as const) process.on(sig, () => {});
 process.on('disconnect', () => void stop());
+// And should the channel outlive the acceptor (it never should): a spawner whose parent is
+// gone has nothing left to serve, and ignores the signals that would end it.
+const parent = process.ppid;
+setInterval(() => {
+  if (process.ppid !== parent) void stop();
+}, 1000).unref();
