@@ -5,7 +5,7 @@
 // refused with one line, and it keeps serving.
 import t, { type Test } from 'tap';
 import { fork } from 'node:child_process';
-import { chmodSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
+import { chmodSync, existsSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { connect, createServer, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { availableParallelism } from 'node:os';
@@ -201,4 +201,16 @@ t.test('the spawner refuses another argv, a variable the acceptor may not set, a
   await sp.next((m) => m.t === 'ended' && m.id === 3);
   c.c.destroy();
   await sp.stop();
+});
+
+t.test('the acceptor killed (SIGKILL): the spawner and the workers, which ignore SIGTERM, are gone too', async (t) => {
+  const dir = tempDir(t);
+  const port = await freePort();
+  const srv = await ucspiTlsServer(t, port, baseEnv(makeCert(dir), { REPORT: dir }), ['-w', '2'], [APP]);
+  while (srv.workers().length < 2) await sleep(20);
+  const left = [srv.spawner()!, ...srv.workers()];
+  process.kill(srv.pid, 'SIGKILL');
+  const gone = (): boolean => left.every((p) => !existsSync(`/proc/${p}`) || /^State:\s+Z/m.test(readFileSync(`/proc/${p}/status`, 'utf8')));
+  for (let i = 0; i < 100 && !gone(); i++) await sleep(100);
+  t.ok(gone(), `spawner and workers (${left.join(', ')}) gone`);
 });
