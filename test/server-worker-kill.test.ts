@@ -41,7 +41,11 @@ t.test('a worker killed amid a burst of STARTTLS commands: every connection ends
     await sleep(10 + round * 15);
     const victim = srv.workers()[0]!;
     process.kill(victim, 'SIGKILL');
-    await within(opened, 30000, `round ${round}: the burst`);
+    await within(opened, 30000, `round ${round}: the burst`).catch((e: Error) => {
+      // What the server said, to tell which connection waits and where.
+      t.comment(srv.err.slice(-6000));
+      throw e;
+    });
     for (const s of socks) s.destroy();
     const starts = BURST * round;
     for (let i = 0; i < 500 && srv.ends().length < starts; i++) await sleep(20);
