@@ -47,10 +47,11 @@ export class Pool {
 
   /** Start every worker; rejects with the line to log when one cannot start. */
   start(): Promise<void> {
-    return Promise.all(this.slots.map((_, i) => this.fork(i + 1))).then(() => undefined);
+    return Promise.all(this.slots.map((_, i) => this.fork(i + 1, false))).then(() => undefined);
   }
 
-  private fork(index: number): Promise<WorkerSlot> {
+  /** `replacing`: started in place of one that died, so its own death is one more, not a failed start. */
+  private fork(index: number, replacing: boolean): Promise<WorkerSlot> {
     return new Promise((resolve, reject) => {
       let child: ChildProcess;
       let code: number | undefined;
@@ -95,14 +96,20 @@ export class Pool {
       child.once('exit', (code, signal) => {
         // Handles sent to it and not yet taken: Node's IPC holds them open, and nobody else would close them.
         closeUndeliveredHandles(child);
-        if (!slot.ready) return reject(new Error(`a TLS worker could not start: it ${signal !== null ? `died on ${signal}` : `exited with ${code}`}`));
+        if (!slot.ready) {
+          reject(new Error(`a TLS worker could not start: it ${signal !== null ? `died on ${signal}` : `exited with ${code}`}`));
+          // At the server's start, that ends the server (see Launcher.run). A replacement
+          // already has connections handed to it (pick() does not wait for 'ready'): its
+          // death is reported and it is replaced as any worker's is, or they never end.
+          if (!replacing) return;
+        }
         if (this.slots[index - 1] === slot) this.slots[index - 1] = undefined;
         if (this.stopping) return;
         this.events.died(slot, code, signal);
         const delay = Date.now() - slot.startedAt < RESTART_DELAY_MS ? RESTART_DELAY_MS : 0;
         setTimeout(() => {
           if (this.stopping) return;
-          this.fork(index).then(
+          this.fork(index, true).then(
             (w) => this.events.restarted(w),
             () => {}, // its own exit is logged as a death, and retried
           );
