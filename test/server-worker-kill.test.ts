@@ -2,7 +2,8 @@
 // their way to the dead worker must be closed by the launcher, so that each of its apps sees
 // EOF on the control socket and ends: no app waits forever, no fd stays in the launcher. The
 // same for a worker started in place of a dead one and killed before it is ready: it has
-// connections already, and it is replaced in turn.
+// connections already, and it is replaced in turn. And a worker still starting gets its
+// connections only once it can take them as they are (unread, their EOF not yet seen).
 import t, { type Test } from 'tap';
 import { readFileSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
@@ -118,6 +119,34 @@ t.test('a replacement worker killed before it is ready: its connections end, it 
   for (let i = 0; i < 500 && srv.ends().length < srv.starts().length; i++) await sleep(20);
   t.equal(srv.ends().length, srv.starts().length, `every connection started has ended (${srv.starts().length})`);
   t.same(childrenOf(srv.pid).filter((p) => !workers.includes(p)), [], 'no app left under the launcher');
+  t.equal(fdCount(srv.pid), fdsBefore, 'the launcher holds as many fds as before');
+  await stopServer(t, srv);
+});
+
+t.test('connections handed to a worker still starting: it takes each as it is, and each ends', async (t) => {
+  const dir = tempDir(t, 'utw-kill-starting-');
+  const port = await freePort();
+  const srv = await ucspiTlsServer(t, port, baseEnv(makeCert(dir), { REPORT: dir, REPORT_EACH: '1', TLS_CMD: 'y' }), ['-w', '2', '-c', '200'], [APP]);
+  const workers = await workersBack(t, srv, 2, 'at the start');
+  await sleep(300);
+  const fdsBefore = fdCount(srv.pid);
+  const known = children(srv.pid);
+  process.kill(workers[0]!, 'SIGKILL');
+  // Held while its node starts, then let go: it starts up as a replacement does on a busy
+  // machine, with connections (and their clients' EOF) already waiting for it.
+  const fresh = await within(nextWorker(srv.pid, known), 10000, 'the replacement');
+  process.kill(fresh, 'SIGSTOP');
+  const socks: Socket[] = [];
+  await within(Promise.all(Array.from({ length: 12 }, () => askForTls(port, socks))), 30000, 'the connections');
+  for (const s of socks) s.destroy();
+  await sleep(300);
+  process.kill(fresh, 'SIGCONT');
+  for (let i = 0; i < 500 && srv.ends().length < srv.starts().length; i++) await sleep(20);
+  t.equal(srv.ends().length, srv.starts().length, `every connection started has ended (${srv.starts().length})`);
+  t.same(srv.ends().filter((e) => e.session === 'worker lost'), [], 'none as lost: no worker died under a connection');
+  const now = await workersBack(t, srv, 2, 'at the end');
+  t.ok(now.includes(fresh), 'the replacement runs');
+  t.same(childrenOf(srv.pid).filter((p) => !now.includes(p)), [], 'no app left under the launcher');
   t.equal(fdCount(srv.pid), fdsBefore, 'the launcher holds as many fds as before');
   await stopServer(t, srv);
 });
