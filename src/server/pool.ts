@@ -177,7 +177,8 @@ export class Pool {
 
   /** A worker gone before it was ready: what waited for it is closed. */
   private dropHeld(w: WorkerSlot): void {
-    for (const { handle } of w.held ?? []) closeHandle(handle);
+    // Not a 'dup': its handle is the launcher's own listening socket, lent to be copied.
+    for (const { m, handle } of w.held ?? []) if (m.t !== 'dup') closeHandle(handle);
     w.held = undefined;
   }
 
