@@ -39,6 +39,12 @@ async function workersBack(t: Test, srv: ServerLauncher, n: number, what: string
   return workers;
 }
 
+/** The launcher's fd count once it is back to `n`, or after 5 s (a worker may be starting meanwhile). */
+async function fdsSettled(pid: number, n: number): Promise<number> {
+  for (let i = 0; i < 250 && fdCount(pid) !== n; i++) await sleep(20);
+  return fdCount(pid);
+}
+
 /** A process's children, from its own list (quicker to read than a scan of /proc). */
 function children(pid: number): number[] {
   return readFileSync(`/proc/${pid}/task/${pid}/children`, 'latin1').split(' ').filter((w) => w !== '').map(Number);
@@ -119,7 +125,7 @@ t.test('a replacement worker killed before it is ready: its connections end, it 
   for (let i = 0; i < 500 && srv.ends().length < srv.starts().length; i++) await sleep(20);
   t.equal(srv.ends().length, srv.starts().length, `every connection started has ended (${srv.starts().length})`);
   t.same(childrenOf(srv.pid).filter((p) => !workers.includes(p)), [], 'no app left under the launcher');
-  t.equal(fdCount(srv.pid), fdsBefore, 'the launcher holds as many fds as before');
+  t.equal(await fdsSettled(srv.pid, fdsBefore), fdsBefore, 'the launcher holds as many fds as before');
   await stopServer(t, srv);
 });
 
@@ -147,6 +153,6 @@ t.test('connections handed to a worker still starting: it takes each as it is, a
   const now = await workersBack(t, srv, 2, 'at the end');
   t.ok(now.includes(fresh), 'the replacement runs');
   t.same(childrenOf(srv.pid).filter((p) => !now.includes(p)), [], 'no app left under the launcher');
-  t.equal(fdCount(srv.pid), fdsBefore, 'the launcher holds as many fds as before');
+  t.equal(await fdsSettled(srv.pid, fdsBefore), fdsBefore, 'the launcher holds as many fds as before');
   await stopServer(t, srv);
 });
