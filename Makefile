@@ -35,7 +35,7 @@ SMOKE := build/test/install.test.js build/test/compile-cache.test.js build/test/
   $(patsubst test/%.ts,build/test/%.js,$(wildcard test/server*.test.ts)) build/test/runtimes.test.js
 SMOKE_RUNTIMES ?= node22
 
-.PHONY: all build man compile-cache deb check-deb check check-smoke soak soak-server soak-helper deps test-deps runtimes demo bench bench-deps soak-idle clean install uninstall
+.PHONY: all build man compile-cache deb check-deb check check-smoke soak soak-server soak-helper deps test-deps runtimes demo bench bench-deps profile soak-idle clean install uninstall
 
 all: build man build/compile-cache/.made
 
@@ -60,8 +60,9 @@ build/.stamp: node_modules/.installed tsconfig.json scripts/bundle.js scripts/ea
 	node scripts/bundle.js --eager build/src/helper/main.js build/ucspi-tls-wrap.js
 	node scripts/bundle.js build/src/helper/main.js build/ucspi-tls-wrap-uncached.js
 	node scripts/bundle.js build/src/client/main.js build/ucspi-tls-client.js
-	node scripts/bundle.js build/src/server/main.js build/ucspi-tls-server.js
-	node scripts/bundle.js build/src/server/worker.js build/ucspi-tls-server-worker.js
+	node scripts/bundle.js build/src/server/acceptor/main.js build/ucspi-tls-server.js
+	node scripts/bundle.js build/src/server/spawner/main.js build/ucspi-tls-server-spawner.js
+	node scripts/bundle.js build/src/server/worker/main.js build/ucspi-tls-server-worker.js
 	@grep -q "const VERSION = '$(VERSION)'" src/version.ts || { echo "src/version.ts VERSION differs from package.json ($(VERSION))" >&2; exit 1; }
 	touch $@
 
@@ -86,8 +87,8 @@ install: all
 	# The helper's compile cache, made by the installed helper (its node, its flags) and read
 	# by it: the node in PATH, or NODE.
 	scripts/compile-cache $(DESTDIR)$(LIBDIR) $(or $(NODE),$$(command -v node))
-	# The server's TLS workers: forked by ucspi-tls-server from beside its own bundle.
-	install -m 644 build/ucspi-tls-server-worker.js $(DESTDIR)$(LIBDIR)/build/
+	# The server's spawner and TLS workers: forked from beside its own bundle.
+	install -m 644 build/ucspi-tls-server-spawner.js build/ucspi-tls-server-worker.js $(DESTDIR)$(LIBDIR)/build/
 	# The helper's bundle for a Node without the compile cache (see bin/ucspi-tls-wrap).
 	install -m 644 build/ucspi-tls-wrap-uncached.js $(DESTDIR)$(LIBDIR)/build/
 	install -m 644 $(filter %.1,$(MANPAGES)) $(DESTDIR)$(MANDIR)/man1/
@@ -171,12 +172,20 @@ demo: all
 
 # The helper and the server beside their C peers (stunnel, hitch) and floors; one table and
 # its targets per runtime (not part of check; about 4 minutes a runtime, at most 10 and a half).
-bench: all build/bench/bench-app bench-deps $(if $(filter $(REGISTRY_RUNTIMES),$(RUNTIMES)),runtimes) compile-cache
+bench: all build/bench/bench-app build/bench/spawner bench-deps $(if $(filter $(REGISTRY_RUNTIMES),$(RUNTIMES)),runtimes) compile-cache
 	$(TAP) build/bench/*.test.js
-	@status=0; for r in $(RUNTIMES); do scripts/with-node $$r node build/bench/bench.js || status=1; done; exit $$status
+	@status=0; for r in $(RUNTIMES); do scripts/with-node $$r node build/bench/bench.js || status=1; scripts/with-node $$r node build/bench/spawn.js || status=1; done; exit $$status
 
-# 10 000 idle TLS connections held by ucspi-tls-server, then by hitch, each with its app
-# (BENCH_IDLE=N for another count; about 2 minutes). The client needs an fd per connection.
+# Where the resident server spends its CPU under the bench's session load, launcher and TLS
+# workers apart: V8's profiler, then perf when installed (PROFILE_SECONDS=N: the load's length,
+# 20 by default; about a minute a runtime).
+profile: all build/bench/bench-app $(if $(filter $(REGISTRY_RUNTIMES),$(RUNTIMES)),runtimes) compile-cache
+	$(TAP) build/bench/profile-summary.test.js
+	@status=0; for r in $(RUNTIMES); do scripts/with-node $$r node build/bench/profile.js || status=1; done; exit $$status
+
+# 10 000 idle TLS connections held by ucspi-tls-server, then by a bare Node tls.Server and by
+# hitch, each with its app (BENCH_IDLE=N for another count; about 3 minutes). The client needs
+# an fd per connection.
 soak-idle: all build/bench/bench-app bench-deps $(if $(filter $(REGISTRY_RUNTIMES),$(RUNTIMES)),runtimes)
 	$(TAP) build/bench/*.test.js
 	@status=0; for r in $(RUNTIMES); do (ulimit -n 131072 2>/dev/null || ulimit -n "$$(ulimit -Hn)"; scripts/with-node $$r node build/bench/idle.js) || status=1; done; exit $$status
@@ -187,6 +196,10 @@ bench-deps:
 build/bench/bench-app: bench/app.c
 	@mkdir -p build/bench
 	$(CC) -O2 -Wall -Wextra -o $@ bench/app.c
+
+build/bench/spawner: bench/spawner.c
+	@mkdir -p build/bench
+	$(CC) -O2 -Wall -Wextra -o $@ bench/spawner.c
 
 clean:
 	rm -rf build $(MANPAGES) debian/ucspi-tls-wrap debian/.debhelper debian/files debian/debhelper-build-stamp \

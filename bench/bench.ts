@@ -164,6 +164,8 @@ async function main(): Promise<number> {
     console.log(targetTable(helperGoals(row('node-floor'), row('stunnel-inetd')), [row('wrap'), row('node-tls-floor')]));
     console.log('');
     console.log(versus(row('server-implicit'), row('hitch')));
+    console.log(versus(row('server-implicit'), row('node-tls-server')));
+    console.log(versus(row('node-tls-server'), row('hitch')));
     console.log(versus(row('server-implicit'), row('stunnel-daemon')));
     console.log(versus(row('wrap-implicit'), row('stunnel-inetd')));
     console.log(`load at the end: ${loadavg().map((x) => x.toFixed(2)).join(' ')}`);

@@ -1,8 +1,9 @@
 // `make soak-idle`: ucspi-tls-server holding 10 000 idle TLS connections (BENCH_IDLE=N for
 // another count), each with its app, and the private memory of its processes together against
-// the target of 1 GiB; then hitch in front of tcpserver doing the same, for comparison. The
-// apps' memory is told apart. Not part of `make check` or `make bench`.
-// BENCH_IDLE_ROWS=server,server-implicit,hitch chooses the rows (default: server,hitch).
+// the target of 1 GiB; then a bare Node tls.Server (bench/node-tls-server) and hitch in front
+// of tcpserver doing the same, for comparison. The apps' memory is told apart. Not part of
+// `make check` or `make bench`. BENCH_IDLE_ROWS=server,server-implicit,hitch chooses the rows
+// (default: server,node-tls-server,hitch).
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { guard } from './guard';
 import { tmpdir } from 'node:os';
@@ -15,7 +16,7 @@ import { markdown } from './report';
 import { appProcs, listening, makeSetup, serverProcs, startServers, stopAll, type RowId, type Setup, type Started } from './servers';
 
 const N = Number(process.env.BENCH_IDLE ?? 10000);
-const ROWS = (process.env.BENCH_IDLE_ROWS ?? 'server,hitch').split(',') as RowId[];
+const ROWS = (process.env.BENCH_IDLE_ROWS ?? 'server,node-tls-server,hitch').split(',') as RowId[];
 const LIMIT_KIB = 1024 * 1024;
 /** Opening the connections of one row gets at most this long. */
 const OPEN_MS = 8 * 60 * 1000;

@@ -29,6 +29,11 @@ export function parsePrivateKiB(text: string): number {
   return get('Private_Clean') + get('Private_Dirty');
 }
 
+/** Private_Dirty from /proc/PID/smaps_rollup, KiB. Pure. */
+export function parsePrivateDirtyKiB(text: string): number {
+  return Number(/^Private_Dirty:\s+(\d+) kB/m.exec(text)?.[1] ?? NaN);
+}
+
 /** Every process now, by pid (those that vanish while read are left out). */
 export function processes(): Map<number, Proc> {
   const all = new Map<number, Proc>();

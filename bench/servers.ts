@@ -14,6 +14,7 @@ const HELPER = join(ROOT, 'bin', 'ucspi-tls-wrap');
 const SERVER = join(ROOT, 'bin', 'ucspi-tls-server');
 const FLOOR = join(ROOT, 'bench', 'node-floor');
 const TLS_FLOOR = join(ROOT, 'bench', 'node-tls-floor');
+const TLS_SERVER = join(ROOT, 'bench', 'node-tls-server');
 
 /** What the client does after connecting: STARTTLS then TLS, TLS at once, or STARTTLS and plaintext on. */
 export type Kind = 'starttls' | 'implicit' | 'plain';
@@ -65,6 +66,7 @@ export type RowId =
   | 'node-tls-floor'
   | 'server'
   | 'server-implicit'
+  | 'node-tls-server'
   | 'hitch'
   | 'stunnel-daemon'
   | 'tcpserver-floor';
@@ -121,6 +123,8 @@ function specs(s: Setup): Spec[] {
       missing: serverMissing,
       commands: ([p], app) => [[SERVER, '--implicit', '-c', String(s.limit), ...(s.server?.flags ?? []), '127.0.0.1', String(p), ...app('plain')]],
     },
+    // The floor of a resident Node server: one tls.Server that spawns each app and pipes.
+    { id: 'node-tls-server', name: 'Node tls.Server (spawn, pipe)', kind: 'implicit', perConnection: false, commands: ([p], app) => [[TLS_SERVER, '127.0.0.1', String(p), ...app('plain')]] },
     {
       id: 'hitch',
       name: 'hitch → tcpserver (implicit)',

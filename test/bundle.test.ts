@@ -10,7 +10,7 @@ import { ROOT, tempDir } from './helpers';
 const NON_ASCII = /[^\x00-\x7f]/;
 
 t.test('the executables are bundled in ASCII', async (t) => {
-  for (const name of ['ucspi-tls-wrap', 'ucspi-tls-client', 'ucspi-tls-server', 'ucspi-tls-server-worker']) {
+  for (const name of ['ucspi-tls-wrap', 'ucspi-tls-client', 'ucspi-tls-server', 'ucspi-tls-server-spawner', 'ucspi-tls-server-worker']) {
     const text = readFileSync(join(ROOT, 'build', `${name}.js`), 'latin1');
     t.notMatch(text, NON_ASCII, `build/${name}.js`);
   }

@@ -14,6 +14,8 @@ export const APP = join(ROOT, 'test', 'apps', 'smtp-app');
 
 export function tempDir(t: { teardown(fn: () => void | Promise<void>): void }, prefix = 'utw-'): string {
   const d = mkdtempSync(join(tmpdir(), prefix));
+  // Searchable by every user: the server's acceptor reads a rules file here as the workers' user.
+  chmodSync(d, 0o755);
   // An app of the last session may still be writing its report: try again, each time from
   // the top (rmSync's own retries never list the folder again), for a few seconds at most.
   // A failure here must not skip the teardowns after it (a launcher left running hangs the run).
@@ -207,16 +209,32 @@ export function uidsOf(pid: number): string {
 
 /** ucspi-tls-server, started as tcpserver is, its log collected; its connections read from the log. */
 export class ServerLauncher extends Launcher {
-  /** The TLS workers: the launcher's children that run the same executable as it does. */
-  workers(): number[] {
+  /** Children of `pid` that run the same executable (node) as the acceptor does. */
+  private nodeChildren(pid: number): number[] {
     const exe = readlinkSync(`/proc/${this.pid}/exe`);
-    return childrenOf(this.pid).filter((p) => {
+    return childrenOf(pid).filter((p) => {
       try {
         return readlinkSync(`/proc/${p}/exe`) === exe;
       } catch {
         return false;
       }
     });
+  }
+  /** The spawner: the acceptor's one child, which starts the workers and the apps. */
+  spawner(): number | undefined {
+    return this.nodeChildren(this.pid)[0];
+  }
+  /** The TLS workers: the spawner's children that run node. */
+  workers(): number[] {
+    const s = this.spawner();
+    return s === undefined ? [] : this.nodeChildren(s);
+  }
+  /** The apps running now (and zombies of them): the spawner's other children. */
+  apps(): number[] {
+    const s = this.spawner();
+    if (s === undefined) return [];
+    const workers = this.workers();
+    return childrenOf(s).filter((p) => !workers.includes(p));
   }
   // Not anchored at the start of a line: the apps share the server's fd 2, and an app's
   // message written in pieces (GNU cat's 'cat: ' then the rest) may enclose a line of ours.
@@ -367,11 +385,14 @@ export interface StartTlsOptions {
   maxVersion?: 'TLSv1.2' | 'TLSv1.3';
   /** Anything else for tls.connect: ALPN, ciphers, sigalgs, a client certificate. */
   tls?: ConnectionOptions;
+  /** Sent first, before the banner comes: a PROXY protocol header, say. */
+  first?: string;
 }
 
 /** Node's tls as the client: banner, EHLO, STARTTLS, handshake. */
 export async function startTls(port: number, o: StartTlsOptions = {}): Promise<TLSSocket> {
   const sock = connect({ port, host: o.host ?? '127.0.0.1', allowHalfOpen: o.allowHalfOpen ?? false, ...(o.localAddress !== undefined ? { localAddress: o.localAddress } : {}) });
+  if (o.first !== undefined) sock.write(o.first);
   const lines = new Lines(sock);
   await lines.reply('220');
   sock.write('EHLO client.test\r\n');

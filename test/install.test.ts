@@ -113,7 +113,7 @@ t.test('make install PREFIX=...: executables, run-time modules, man pages; then 
     t.ok(lstatSync(link).isSymbolicLink(), `bin/${p} is a link`);
     t.equal(readlinkSync(link), `../lib/ucspi-tls-wrap/bin/${p}`, 'relative, so it holds wherever the tree is');
   }
-  t.same(readdirSync(join(prefix, 'lib/ucspi-tls-wrap/build')).sort(), [...programs.map((p) => `${p}.js`), 'compile-cache', 'ucspi-tls-server-worker.js', 'ucspi-tls-wrap-uncached.js'].sort(),
+  t.same(readdirSync(join(prefix, 'lib/ucspi-tls-wrap/build')).sort(), [...programs.map((p) => `${p}.js`), 'compile-cache', 'ucspi-tls-server-spawner.js', 'ucspi-tls-server-worker.js', 'ucspi-tls-wrap-uncached.js'].sort(),
     'per executable one file with its modules and minimist in it, the server\'s worker and the helper\'s compile cache: no node_modules, no tests');
   cacheFor(t, join(prefix, 'lib/ucspi-tls-wrap/build/compile-cache'));
   for (const p of programs) {
@@ -185,6 +185,7 @@ t.test('npm pack, then npm install -g of the tarball: commands and man pages', a
   t.match(listing, /^package\/HACKING\.md$/m, 'the developers\' document, which the README and ucspi-tls(7) point to');
   t.match(listing, /^package\/build\/ucspi-tls-wrap\.js$/m, 'the helper in one file');
   t.match(listing, /^package\/build\/ucspi-tls-server-worker\.js$/m, 'the server\'s worker');
+  t.match(listing, /^package\/build\/ucspi-tls-server-spawner\.js$/m, 'the server\'s spawner');
   t.notMatch(listing, /^package\/build\/test\//m, 'no tests in the package');
   t.notMatch(listing, /^package\/src\//m, 'no TypeScript sources');
 

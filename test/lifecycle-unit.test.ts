@@ -59,7 +59,8 @@ t.test('figure lines: finished sessions from the counters, running ones from the
     now: 3,
     limit: 40,
     uptimeMs: 61999,
-    launcher: { pid: 10, rss: 50 * 1048576, private: 12.34 * 1048576 },
+    acceptor: { pid: 10, rss: 50 * 1048576, private: 12.34 * 1048576 },
+    spawner: { pid: 9, rss: 30 * 1048576, private: 4 * 1048576 },
     workers: [
       { index: 1, pid: 11, conns: 2, rss: 40 * 1048576, private: 8 * 1048576, tls: 1, toClient: 7, toApp: 3 },
       { index: 2, pid: 12, conns: 1 },
@@ -69,7 +70,8 @@ t.test('figure lines: finished sessions from the counters, running ones from the
     'figures: connections: 3 now (limit 40), 12 accepted, 2 refused, up 61 s',
     'figures: tls: 2 started, 3 handshakes failed (timeout 1, client gone 0, protocol 2, no shared cipher/version 0, certificate required 0, other 0)',
     'figures: bytes: 107 to clients, 53 to apps',
-    'figures: launcher pid 10: rss 50.0 MB, private 12.3 MB',
+    'figures: acceptor pid 10: rss 50.0 MB, private 12.3 MB',
+    'figures: spawner pid 9: rss 30.0 MB, private 4.0 MB',
     'figures: worker 1 pid 11: 2 connections, rss 40.0 MB, private 8.0 MB',
     'figures: worker 2 pid 12: 1 connections, rss ?, private ?',
   ]);

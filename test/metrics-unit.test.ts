@@ -63,7 +63,7 @@ t.test('certificates: name (empty for CERTFILE), key type, notAfter in seconds',
 });
 
 function snapshot(c: Counters, workers: Snapshot['workers']): Snapshot {
-  return { counters: c, now: 1, limit: 40, uptimeMs: 5000, launcher: { pid: 10, rss: 1000, private: 500 }, workers };
+  return { counters: c, now: 1, limit: 40, uptimeMs: 5000, acceptor: { pid: 10, rss: 1000, private: 500 }, spawner: { pid: 9, rss: 800, private: 300 }, workers };
 }
 
 function value(text: string, series: string): number | undefined {
@@ -80,7 +80,7 @@ t.test('a scrape: refusals by reason, failures by bucket, totals of ended and ru
   c.refusedFor('proxy');
   c.ended({ tls: true, toClient: 100, toApp: 10 });
   c.ended({ tls: false, toClient: 0, toApp: 0, failed: 'protocol' });
-  const m = new MetricsState(creds([{ oid: '1.2.840.113549.1.1.1', notAfterMs: 2_000_000_000_000 }]), 1_700_000_000);
+  const m = new MetricsState(certificateRows(creds([{ oid: '1.2.840.113549.1.1.1', notAfterMs: 2_000_000_000_000 }])), 1_700_000_000);
   const text = m.scrape(snapshot(c, [{ index: 1, pid: 20, conns: 1, rss: 3000, private: 700, tls: 1, toClient: 5, toApp: 6 }]));
   const expect: Array<[string, number]> = [
     ['ucspi_tls_connections', 1],
@@ -96,7 +96,8 @@ t.test('a scrape: refusals by reason, failures by bucket, totals of ended and ru
     ['ucspi_tls_to_clients_bytes_total', 105],
     ['ucspi_tls_to_apps_bytes_total', 16],
     ['ucspi_tls_worker_connections{process="worker 1"}', 1],
-    ['ucspi_tls_resident_memory_bytes{process="launcher"}', 1000],
+    ['ucspi_tls_resident_memory_bytes{process="acceptor"}', 1000],
+    ['ucspi_tls_resident_memory_bytes{process="spawner"}', 800],
     ['ucspi_tls_resident_memory_bytes{process="worker 1"}', 3000],
     ['ucspi_tls_private_memory_bytes{process="worker 1"}', 700],
     ['ucspi_tls_start_time_seconds', 1_700_000_000],
@@ -111,7 +112,7 @@ t.test('a scrape: refusals by reason, failures by bucket, totals of ended and ru
   let after = m.scrape(snapshot(c, []));
   t.equal(value(after, 'ucspi_tls_reloads_total{outcome="refused"}'), 1);
   t.equal(value(after, 'ucspi_tls_last_reload_successful'), 0);
-  m.reloaded(creds([{ name: 'mail.example.test', oid: '1.3.101.112', notAfterMs: 2_100_000_000_000 }]));
+  m.reloaded(certificateRows(creds([{ name: 'mail.example.test', oid: '1.3.101.112', notAfterMs: 2_100_000_000_000 }])));
   after = m.scrape(snapshot(c, []));
   t.equal(value(after, 'ucspi_tls_reloads_total{outcome="done"}'), 1);
   t.equal(value(after, 'ucspi_tls_last_reload_successful'), 1);
@@ -121,12 +122,12 @@ t.test('a scrape: refusals by reason, failures by bucket, totals of ended and ru
 
 t.test('a worker that does not answer: shown as it last answered; the byte counters never go back', async (t) => {
   const c = new Counters();
-  const m = new MetricsState(creds([]), 0);
+  const m = new MetricsState(certificateRows(creds([])), 0);
   m.scrape(snapshot(c, [{ index: 1, pid: 20, conns: 1, rss: 3000, private: 700, tls: 1, toClient: 50, toApp: 60 }]));
   // No answer this time: its memory and its running session's bytes as before.
   let text = m.scrape(snapshot(c, [{ index: 1, pid: 20, conns: 2 }]));
   t.equal(value(text, 'ucspi_tls_resident_memory_bytes{process="worker 1"}'), 3000);
-  t.equal(value(text, 'ucspi_tls_worker_connections{process="worker 1"}'), 2, 'its connections: the launcher knows them');
+  t.equal(value(text, 'ucspi_tls_worker_connections{process="worker 1"}'), 2, 'its connections: the spawner knows them');
   t.equal(value(text, 'ucspi_tls_to_clients_bytes_total'), 50);
   // The session ended with fewer bytes counted than shown (a stale answer): the total holds.
   c.ended({ tls: true, toClient: 40, toApp: 60 });

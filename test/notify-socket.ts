@@ -33,7 +33,9 @@ export class NotifySocket {
           const line = JSON.parse(this.buffered.slice(0, nl)) as Message | { bound: string };
           this.buffered = this.buffered.slice(nl + 1);
           if ('bound' in line) resolve();
-          else this.messages.push(line);
+          // systemd-notify --pid (root, sending for the main PID) adds MAINPID= naming the very
+          // pid it sends as: no change for systemd, and not the server's own words.
+          else this.messages.push({ ...line, data: line.data.replace(new RegExp(`^MAINPID=${line.pid}\n`), '') });
         }
       });
       this.proc.once('exit', (code) => reject(new Error(`the notify socket's reader exited with ${code}`)));

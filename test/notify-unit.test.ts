@@ -27,7 +27,7 @@ t.test('the status line', async (t) => {
   c.refused = 1;
   c.ended({ tls: true, toClient: 5, toApp: 6 });
   c.ended({ tls: false, toClient: 0, toApp: 0, failed: 'protocol' });
-  const line = statusLine({ counters: c, now: 2, limit: 40, uptimeMs: 5000, launcher: { pid: 1, rss: 1 }, workers: [{ index: 1, pid: 2, conns: 1, rss: 1, tls: 1 }, { index: 2, pid: 3, conns: 1 }] }, 3);
+  const line = statusLine({ counters: c, now: 2, limit: 40, uptimeMs: 5000, acceptor: { pid: 1, rss: 1 }, workers: [{ index: 1, pid: 2, conns: 1, rss: 1, tls: 1 }, { index: 2, pid: 3, conns: 1 }] }, 3);
   t.equal(line, 'connections: 2 now (limit 40), 7 accepted, 1 refused; tls: 2 started, 1 handshakes failed; workers: 1 of 3 answering');
   t.equal(oneLine('a\nb\r\nc'), 'a b c', 'one assignment per line: none inside a value');
 });

@@ -309,6 +309,22 @@ function benchRuns(text: string): Map<string, Map<string, Map<string, string>>> 
   return runs;
 }
 
+/** The same, every run in the order the document has them (newest first in bench/RESULTS.md). */
+function benchRunsInOrder(text: string): Array<[string, Map<string, Map<string, string>>]> {
+  const out: Array<[string, Map<string, Map<string, string>>]> = [];
+  const lines = text.split('\n');
+  lines.forEach((l, i) => {
+    const m = /^machine: .*; Node v(\d+)\./.exec(l);
+    if (m === null) return;
+    const start = lines.findIndex((x, j) => j > i && x.startsWith('|'));
+    out.push([m[1]!, table(lines, start)]);
+  });
+  return out;
+}
+
+/** The README's short column names, as the bench's table names them. */
+const COLUMNS: Record<string, string> = { 'banner ms': 'banner ms', 'CPU ms': 'CPU ms/session', 'sessions/s': 'sessions/s (16 at once)', 'idle KiB': 'idle KiB/conn' };
+
 /** A Markdown table from its header line: each row's cells by the header's names. */
 function table(lines: string[], start: number): Map<string, Map<string, string>> {
   const cells = (l: string): string[] => l.split('|').slice(1, -1).map((c) => c.trim());
@@ -330,16 +346,30 @@ t.test('bench/RESULTS.md keeps the runs, HACKING.md the current tables, the READ
   t.same([...runs.keys()], ['20', '24'], 'one run on each runtime CI tests');
   t.equal((HACKING.match(/^\| ucspi-tls-wrap \(STARTTLS\) /gm) ?? []).length, runs.size, 'one table of figures per run');
   t.same([...benchRuns(README).keys()], [], 'no full run in the README');
-  // The README's one table: its first header cell names the run, its rows and columns are the run's.
+  // The README's one table: the server's rows of the last runs in bench/RESULTS.md, one per
+  // runtime, side by side; each header cell after "Node NN:" names a column of that run.
+  const results = readFileSync(join(ROOT, 'bench', 'RESULTS.md'), 'utf8');
+  const latest = new Map<string, Map<string, Map<string, string>>>();
+  for (const [runtime, run] of benchRunsInOrder(results)) if (!latest.has(runtime)) latest.set(runtime, run);
   const lines = README.split('\n');
-  const start = lines.findIndex((l) => /^\| Node \d+ \| banner ms \|/.test(l));
+  const start = lines.findIndex((l) => /^\| \| Node \d+: banner ms \|/.test(l));
   t.ok(start > 0, 'the README has its short table');
-  const runtime = /^\| Node (\d+) /.exec(lines[start] ?? '')?.[1] ?? '';
-  const full = runs.get(runtime);
-  t.ok(full, `HACKING.md has the Node ${runtime} run the README quotes`);
-  const short = table(lines, start);
-  t.ok(short.size >= 4, `${short.size} rows`);
-  for (const [row, columns] of short) {
-    for (const [column, figure] of columns) t.equal(figure, full?.get(row)?.get(column), `${row}, ${column}: the figure of HACKING.md's Node ${runtime} table`);
+  const header = lines[start]!.split('|').slice(2, -1).map((c) => c.trim());
+  let runtime = '';
+  const columns = header.map((h) => {
+    const m = /^Node (\d+): (.+)$/.exec(h);
+    if (m !== null) runtime = m[1]!;
+    return { runtime, column: COLUMNS[m !== null ? m[2]! : h] ?? h };
+  });
+  t.same([...new Set(columns.map((c) => c.runtime))], ['26', '20'], 'Node 26 and Node 20');
+  let rows = 0;
+  for (let i = start + 2; lines[i]?.startsWith('|') === true; i++, rows++) {
+    const cells = lines[i]!.split('|').slice(1, -1).map((c) => c.trim());
+    const row = cells[0]!;
+    cells.slice(1).forEach((figure, k) => {
+      const { runtime: r, column } = columns[k]!;
+      t.equal(figure, latest.get(r)?.get(row)?.get(column), `${row}, ${column}: the figure of the last Node ${r} run in bench/RESULTS.md`);
+    });
   }
+  t.ok(rows >= 4, `${rows} rows`);
 });

@@ -65,12 +65,14 @@ t.test('SIGUSR1 and exit: connections, TLS started, failures by reason, bytes, m
   t.same(srv.ends().map((e) => [e.session, e.toClient, e.toApp]), [['tls', 23, 12], ['plaintext', 0, 0], ['plaintext', 0, 0], ['plaintext', 0, 0], ['plaintext', 0, 0]], 'the end lines agree');
   const workers = srv.workers().sort((a, b) => a - b);
   t.equal(workers.length, 2);
+  const spawner = srv.spawner();
 
   const figures = (label: string, now: number, accepted: number, toClients: number, toApps: number, conns: (w: number) => number): RegExp[] => [
     new RegExp(`^ucspi-tls-server: ${label}: connections: ${now} now \\(limit 40\\), ${accepted} accepted, 0 refused, up \\d+ s$`, 'm'),
     new RegExp(`^ucspi-tls-server: ${label}: tls: 2 started, 3 handshakes failed \\(timeout 0, client gone 1, protocol 1, no shared cipher/version 1, certificate required 0, other 0\\)$`, 'm'),
     new RegExp(`^ucspi-tls-server: ${label}: bytes: ${toClients} to clients, ${toApps} to apps$`, 'm'),
-    new RegExp(`^ucspi-tls-server: ${label}: launcher pid ${srv.pid}: rss ${MB}, private ${MB}$`, 'm'),
+    new RegExp(`^ucspi-tls-server: ${label}: acceptor pid ${srv.pid}: rss ${MB}, private ${MB}$`, 'm'),
+    new RegExp(`^ucspi-tls-server: ${label}: spawner pid ${spawner}: rss ${MB}, private ${MB}$`, 'm'),
     ...[1, 2].map((i) => new RegExp(`^ucspi-tls-server: ${label}: worker ${i} pid (${workers.join('|')}): ${conns(i)} connections, rss ${MB}, private ${MB}$`, 'm')),
   ];
 

@@ -11,7 +11,7 @@ import {
   waitFor, within,
 } from './helpers';
 import { stopServer } from './modes';
-import { childrenOf, fdCount, privateBytes, processesOf } from './hostile';
+import { fdCount, privateBytes, processesOf } from './hostile';
 
 const IDLE = 1000;
 
@@ -85,7 +85,7 @@ t.test(`${IDLE} idle TLS connections held at once, then every one answered`, asy
   t.notMatch(srv.err, /worker \d+ \(pid \d+\) died/, 'no worker died');
   // Every app reaped, every fd of every connection closed again, in the launcher and the workers.
   const after = srv.workers();
-  t.same(childrenOf(srv.pid).filter((p) => !after.includes(p)), [], 'no app (nor a zombie of one) left under the launcher');
+  t.same(srv.apps(), [], 'no app (nor a zombie of one) left under the spawner');
   let fdsAfter = [srv.pid, ...after].map(fdCount);
   for (let i = 0; i < 100 && fdsAfter.some((n, k) => n > fdsBefore[k]!); i++) {
     await sleep(50);

@@ -155,7 +155,7 @@ t.test('127.0.0.1:PORT: after known traffic every value; a reload, a refused rel
   };
   t.same(values(m, Object.keys(expected)), expected, 'every value as sent and refused');
   t.equal((m.get('ucspi_tls_worker_connections{process="worker 1"}') ?? 0) + (m.get('ucspi_tls_worker_connections{process="worker 2"}') ?? 0), 2, 'the workers serve the two connections');
-  for (const p of ['launcher', 'worker 1', 'worker 2']) {
+  for (const p of ['acceptor', 'spawner', 'worker 1', 'worker 2']) {
     t.ok((m.get(`ucspi_tls_resident_memory_bytes{process="${p}"}`) ?? 0) > 10 * 1048576, `${p}: resident memory`);
     t.ok((m.get(`ucspi_tls_private_memory_bytes{process="${p}"}`) ?? 0) > 1048576, `${p}: private memory`);
   }

@@ -92,7 +92,8 @@ t.test('-u/-g for the apps; the workers are nobody by default, not root', async 
     t.match(probe, /^uid 0$/m, 'the app runs as the server does');
     t.match(probe, /^helper-mem readable$/m, 'root may open a worker\'s memory');
   }
-  t.equal(uidsOf(d.srv.pid), '0 0 0', 'the launcher stays root, to start apps as their users');
+  t.equal(uidsOf(d.srv.pid), `${NOBODY} ${NOBODY} ${NOBODY}`, 'the acceptor, which reads the network, runs as the workers\' user once listening');
+  t.equal(uidsOf(d.srv.spawner()!), '0 0 0', 'the spawner stays root, to start apps as their users');
   await stopServer(t, d.srv);
 });
 

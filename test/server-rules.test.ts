@@ -3,7 +3,7 @@
 // connection closed without a byte and no app starts, the log says why.
 // Clients come from 127.0.0.1, 127.0.0.2 and 127.0.0.3, all on the loopback.
 import t, { type Test } from 'tap';
-import { copyFileSync, existsSync, writeFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, existsSync, writeFileSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
 import { connect as tlsConnect, type TLSSocket } from 'node:tls';
 import { join } from 'node:path';
@@ -162,6 +162,15 @@ t.test('a missing or damaged rules file: fatal at start (but -X allows a missing
   const damaged = await SERVER_MODE.runAlone(['-X', '-x', rules], [APP], env);
   t.equal(damaged.status, 111, 'not a cdb, even with -X: exit 111');
   t.match(damaged.stderr, new RegExp(`^ucspi-tls-server: pid \\d+: fatal: rules ${rules}: not a cdb file: 15 bytes, shorter than a cdb header \\(2048\\)\n$`), 'one line');
+
+  // Readable by root alone: the acceptor, which reads it at each connection as the workers'
+  // user once listening, could not. Said at start, not at the first client.
+  const secret = join(dir, 'secret.cdb');
+  tcprules(secret, [':allow']);
+  chmodSync(secret, 0o600);
+  const unreadable = await SERVER_MODE.runAlone(['-x', secret], [APP], env);
+  t.equal(unreadable.status, 111, 'readable by root alone: exit 111');
+  t.match(unreadable.stderr, new RegExp(`^ucspi-tls-server: pid \\d+: fatal: rules ${secret}: permission denied \\(read as 65534:65534, the workers' user, once listening: make it readable by TLS_UID\\)\n$`), 'one line, saying who must read it');
 
   const optional = join(dir, 'optional.cdb');
   const port = await freePort();

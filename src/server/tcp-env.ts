@@ -18,6 +18,9 @@ export function unmapped(address: string): string {
 /** Variables set by tcpserver that the server never sets: an inherited one would lie. */
 export const STALE_TCP_VARIABLES = ['TCPREMOTEHOST', 'TCPREMOTEINFO', 'TCPLOCALHOST', 'TCP6REMOTEHOST', 'TCP6LOCALHOST', 'TCP6LOCALIP', 'TCP6LOCALPORT', 'TCP6REMOTEIP', 'TCP6REMOTEPORT'];
 
+/** Every name tcpVariables may set. */
+export const TCP_VARIABLE_NAMES = ['PROTO', 'TCPLOCALIP', 'TCPLOCALPORT', 'TCPREMOTEIP', 'TCPREMOTEPORT', 'TCPLOCALHOST', 'TCP6LOCALIP', 'TCP6LOCALPORT', 'TCP6REMOTEIP', 'TCP6REMOTEPORT', 'TCP6LOCALHOST'];
+
 export function tcpVariables(e: Endpoints): Record<string, string> {
   const local = unmapped(e.localAddress);
   const remote = unmapped(e.remoteAddress);

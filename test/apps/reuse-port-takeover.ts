@@ -59,7 +59,7 @@ function acceptQueue(): number {
 
 /**
  * How many fds of process `pid` hold the listening socket on PORT. The launcher pauses by
- * closing its server and keeping a second fd of the socket (see listener.ts); after a resume
+ * closing its server and keeping a second fd of the socket (see acceptor/listener.ts); after a resume
  * it fetches that second fd anew, and until it is back a pause cannot take effect at once.
  */
 function listeningFds(pid: number): number {
@@ -98,7 +98,7 @@ function waiter(): { sock: Socket; result: Promise<string> } {
 async function queue(): Promise<object> {
   const a = server(['-w', '1', '-c', '1']);
   await listening(a);
-  // One whole session first: by its end A has what it needs to pause (see listener.ts).
+  // One whole session first: by its end A has what it needs to pause (see acceptor/listener.ts).
   if (!(await quickSession(PORT)).ok) throw new Error(`A does not serve: ${a.err}`);
   // A resumed accepting after that session: wait until it holds its second fd again, so that
   // the next connection pauses it at once and every later one waits in the kernel's queue.

@@ -1,4 +1,4 @@
-// The live figures (SIGUSR1, and at exit): the launcher's counters and the lines they are
+// The live figures (SIGUSR1, and at exit): the acceptor's counters and the lines they are
 // logged as. Counting is a few integer additions per connection; the lines are pure.
 import { FAILURE_REASONS, type FailureReason } from '../../tls/failure';
 
@@ -11,7 +11,7 @@ export const REFUSAL_REASONS = ['limit', 'per-address', 'rules', 'proxy', 'stopp
 
 export type RefusalReason = (typeof REFUSAL_REASONS)[number];
 
-/** What the launcher counts over its lifetime, from its own events and the workers' `end` messages. */
+/** What the acceptor counts over its lifetime, from its own events and the workers' `end` messages. */
 export class Counters {
   accepted = 0;
   /** Accepted and closed without an app: waiting queue full, no worker, app not started, stopping. */
@@ -41,7 +41,7 @@ export class Counters {
 export interface WorkerFigures {
   index: number;
   pid: number;
-  /** Connections it serves now (the launcher's count). */
+  /** Connections it serves now (the spawner's count). */
   conns: number;
   /** Bytes; undefined when the worker did not answer in time. */
   rss?: number;
@@ -53,13 +53,22 @@ export interface WorkerFigures {
   toApp?: number;
 }
 
+/** A resident process of the server and its memory (bytes). */
+export interface ProcessMemory {
+  pid: number;
+  rss: number;
+  private?: number;
+}
+
 export interface Snapshot {
   counters: Counters;
   /** Connections now (apps running or sessions ending). */
   now: number;
   limit: number;
   uptimeMs: number;
-  launcher: { pid: number; rss: number; private?: number };
+  acceptor: ProcessMemory;
+  /** Undefined when it did not answer. */
+  spawner?: ProcessMemory;
   workers: WorkerFigures[];
 }
 
@@ -82,7 +91,7 @@ export function sessionTotals(s: Pick<Snapshot, 'counters' | 'workers'>): { tlsS
 }
 
 /**
- * The lines, in this order: connections, TLS, bytes, the launcher, then one per worker.
+ * The lines, in this order: connections, TLS, bytes, the acceptor, the spawner, then one per worker.
  * `label` starts each: "figures" on SIGUSR1, "figures at exit" at exit.
  */
 export function figureLines(label: string, s: Snapshot): string[] {
@@ -94,7 +103,8 @@ export function figureLines(label: string, s: Snapshot): string[] {
     `${label}: connections: ${s.now} now (limit ${s.limit}), ${c.accepted} accepted, ${c.refused} refused, up ${Math.floor(s.uptimeMs / 1000)} s`,
     `${label}: tls: ${tls} started, ${failed} handshakes failed (${reasons})`,
     `${label}: bytes: ${toClients} to clients, ${toApps} to apps`,
-    `${label}: launcher pid ${s.launcher.pid}: rss ${mb(s.launcher.rss)}, private ${mb(s.launcher.private)}`,
+    `${label}: acceptor pid ${s.acceptor.pid}: rss ${mb(s.acceptor.rss)}, private ${mb(s.acceptor.private)}`,
+    ...(s.spawner !== undefined ? [`${label}: spawner pid ${s.spawner.pid}: rss ${mb(s.spawner.rss)}, private ${mb(s.spawner.private)}`] : []),
     ...s.workers.map((w) => `${label}: worker ${w.index} pid ${w.pid}: ${w.conns} connections, rss ${mb(w.rss)}, private ${mb(w.private)}`),
   ];
 }

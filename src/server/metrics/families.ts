@@ -27,13 +27,14 @@ function one(name: string, type: Family['type'], help: string, value: number): F
   return { name: P + name, type, help, samples: [{ value }] };
 }
 
-/** The launcher's and each worker's memory: `process` is "launcher" or "worker N". */
+/** Each resident process's memory: `process` is "acceptor", "spawner" or "worker N". */
 function memory(s: Snapshot, pick: (m: { rss?: number; private?: number }) => number | undefined): Sample[] {
   const out: Sample[] = [];
   const add = (process: string, v: number | undefined): void => {
     if (v !== undefined) out.push({ labels: { process }, value: v });
   };
-  add('launcher', pick(s.launcher));
+  add('acceptor', pick(s.acceptor));
+  if (s.spawner !== undefined) add('spawner', pick(s.spawner));
   for (const w of s.workers) add(`worker ${w.index}`, pick(w));
   return out;
 }

@@ -1,9 +1,8 @@
 // What the metrics keep between scrapes: the reloads and their outcome, the certificates
 // served now, each worker's last answer, and the totals already shown (a counter never
 // goes back). No I/O: the launcher hands in the figures, this returns the text.
-import type { Credentials } from '../../tls/credentials';
 import { sessionTotals, type Snapshot, type WorkerFigures } from '../lifecycle/figures';
-import { certificateRows, type CertificateRow } from './certificates';
+import type { CertificateRow } from './certificates';
 import { families, type ReloadCounts } from './families';
 import { render } from './text-format';
 
@@ -17,22 +16,22 @@ export class MetricsState {
   private shown: Totals = { tlsStarted: 0, toClients: 0, toApps: 0 };
 
   constructor(
-    creds: Credentials,
+    certificates: CertificateRow[],
     private readonly startTimeSeconds: number,
   ) {
-    this.certificates = certificateRows(creds);
+    this.certificates = certificates;
   }
 
-  /** A reload's outcome; `creds`: the set served from now on, when it was taken. */
-  reloaded(creds: Credentials | undefined): void {
-    if (creds === undefined) {
+  /** A reload's outcome; `certificates`: those served from now on, when it was taken. */
+  reloaded(certificates: CertificateRow[] | undefined): void {
+    if (certificates === undefined) {
       this.reloads.refused++;
       this.reloads.lastOk = false;
       return;
     }
     this.reloads.done++;
     this.reloads.lastOk = true;
-    this.certificates = certificateRows(creds);
+    this.certificates = certificates;
   }
 
   /** The text of one scrape. */

@@ -4,7 +4,7 @@
 // WATCHDOG_USEC while the event loop runs (the ticks are timers) and every worker answers.
 // Without NOTIFY_SOCKET, nothing at all.
 import { notifySettings, type NotifySettings } from './settings';
-import { commandPath, NOTIFY_COMMAND, NotifySender } from './sender';
+import { commandPath, NOTIFY_COMMAND, NotifySender, type Sender } from './sender';
 import { monotonicUsec, oneLine } from './status';
 
 /** Without a watchdog, the status is sent this often (when it changed). */
@@ -33,13 +33,13 @@ export class Readiness {
   private started = false;
 
   private constructor(
-    private readonly sender: NotifySender | undefined,
+    private readonly sender: Sender | undefined,
     private readonly settings: NotifySettings | undefined,
     private readonly warn: (line: string) => void,
   ) {}
 
   /** From the launcher's environment; a missing systemd-notify is one log line, not a failure. */
-  static fromEnv(env: Readonly<Record<string, string | undefined>>, pid: number, warn: (line: string) => void): Readiness {
+  static fromEnv(env: Readonly<Record<string, string | undefined>>, pid: number, warn: (line: string) => void, via?: (command: string, socket: string) => Sender): Readiness {
     const settings = notifySettings(env, pid);
     if (settings === undefined) return new Readiness(undefined, undefined, warn);
     if (settings.problem !== undefined) warn(settings.problem);
@@ -48,7 +48,7 @@ export class Readiness {
       warn(`NOTIFY_SOCKET is set, but ${NOTIFY_COMMAND} is not in PATH (${env.PATH ?? ''}): systemd is not told when the server is ready, reloads or stops (install systemd, or use Type=simple)`);
       return new Readiness(undefined, settings, warn);
     }
-    return new Readiness(new NotifySender(command, settings.socket, warn), settings, warn);
+    return new Readiness(via !== undefined ? via(command, settings.socket) : new NotifySender(command, settings.socket, warn), settings, warn);
   }
 
   /** Every socket listens and the workers are up. `probe` is asked at each tick from now on. */

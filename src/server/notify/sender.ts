@@ -3,10 +3,11 @@
 // that add one (sd-notify, unix-dgram) are native add-ons, built per Node version and not
 // bundled. systemd-notify ships with systemd, wherever NOTIFY_SOCKET can be set, and
 // handles what a sender of our own would have to: abstract sockets (`@name`), and the
-// attribution of the message to the service. On systemd 252 it sends as the process that
-// started it (the launcher, the service's main PID) when it may (as root: NotifyAccess=main
-// suffices), else as itself; then it waits until systemd has read the message (BARRIER=1),
-// so that it is not dropped for coming from a process already gone (NotifyAccess=all).
+// attribution of the message to the service. On systemd 252, run as root, it sends as the
+// process --pid names (the server's spawner runs it for the acceptor, the service's main
+// PID), or else as the process that started it: NotifyAccess=main suffices. Not root, it
+// sends as itself, then waits until systemd has read the message (BARRIER=1), so that it is
+// not dropped for coming from a process already gone (NotifyAccess=all).
 // Never awaited by the server: a message waits in the queue while the previous one goes.
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
@@ -30,7 +31,14 @@ interface Queued {
   routine: boolean;
 }
 
-export class NotifySender {
+/** Who sends the assignments: NotifySender here, or the spawner for an acceptor that starts no process. */
+export interface Sender {
+  send(assignments: string[], routine?: boolean): void;
+  /** Resolves once every message queued has gone, or after `ms`. */
+  settled(ms: number): Promise<void>;
+}
+
+export class NotifySender implements Sender {
   private readonly queue: Queued[] = [];
   private busy = false;
   /** A failure was logged: the next ones are not, until one succeeds. */
@@ -41,6 +49,8 @@ export class NotifySender {
     private readonly command: string,
     private readonly socket: string,
     private readonly warn: (line: string) => void,
+    /** Root sending for another process (the spawner, for the acceptor): as that pid, which systemd then takes as the main PID's. */
+    private readonly asPid?: number,
   ) {}
 
   send(assignments: string[], routine = false): void {
@@ -63,7 +73,7 @@ export class NotifySender {
   }
 
   private spawn(assignments: string[]) {
-    return spawn(this.command, assignments, { env: { NOTIFY_SOCKET: this.socket }, stdio: ['ignore', 'ignore', 'pipe'], cwd: '/' });
+    return spawn(this.command, this.asPid !== undefined ? [`--pid=${this.asPid}`, ...assignments] : assignments, { env: { NOTIFY_SOCKET: this.socket }, stdio: ['ignore', 'ignore', 'pipe'], cwd: '/' });
   }
 
   private next(): void {

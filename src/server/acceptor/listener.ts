@@ -6,7 +6,7 @@
 // spare fd of it (sent to a worker and back: see runtime/listening-handle.ts), closes the
 // server to pause, and listens on the spare to resume (then fetches a new spare).
 import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
-import { listeningHandle } from '../runtime/listening-handle';
+import { listeningHandle } from '../../runtime/listening-handle';
 
 /** `reusePort`: SO_REUSEPORT (Node.js 22.12 and later; see lifecycle/reuse-port.ts). */
 export type Target = { host: string; port: number; reusePort?: boolean } | { fd: number };

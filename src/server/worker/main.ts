@@ -2,15 +2,15 @@
 // the same session code as the per-connection helper. It never opens a key file (the
 // launcher sends the credentials) and never sees a client byte before the app's command.
 import type { Socket } from 'node:net';
-import { createLogger, type Logger } from '../log';
-import { startControl, type Engine } from '../session/control-session';
-import { startImplicitSession } from '../session/implicit-session';
-import { createAcceptor, type Acceptor } from '../tls/accept';
-import { failureOf, HandshakeError, type FailureReason } from '../tls/failure';
-import { resumeReading, setNonBlocking, stopReading } from '../runtime/stream-handle';
-import { ownMemory } from './lifecycle/memory';
-import { SERVER_PROGRAM } from './options';
-import type { ChannelName, FromWorker, ToWorker, WorkerSetup } from './protocol';
+import { createLogger, type Logger } from '../../log';
+import { startControl, type Engine } from '../../session/control-session';
+import { startImplicitSession, type AppStreams } from '../../session/implicit-session';
+import { createAcceptor, type Acceptor } from '../../tls/accept';
+import { failureOf, HandshakeError, type FailureReason } from '../../tls/failure';
+import { resumeReading, setNonBlocking, stopReading } from '../../runtime/stream-handle';
+import { ownMemory } from '../lifecycle/memory';
+import { SERVER_PROGRAM } from '../options';
+import type { ChannelName, FromWorker, ToWorker, WorkerSetup } from '../protocol';
 
 interface Conn {
   id: number;
@@ -30,6 +30,12 @@ interface Conn {
   drainingCtl?: boolean;
   /** Why the handshake failed, for the launcher's figures. */
   failed?: FailureReason;
+  /** Implicit: TLS is up and the app is being started; resolved with its streams, or undefined. */
+  appStarting?: (streams: AppStreams | undefined) => void;
+  /** Implicit: why the handshake failed, for the acceptor's line. */
+  failLine?: string;
+  /** Implicit: write the lines held until the app's pid was known (see heldLog). */
+  release?: (pid: number | null) => void;
 }
 
 /** How long an exited app's control socket may take to show its last bytes and EOF. */
@@ -48,7 +54,27 @@ function send(m: FromWorker, handle?: unknown, done?: () => void): void {
   process.send!(m, handle as undefined, {}, done ?? (() => {}));
 }
 
-function connOf(id: number, pid: number): Conn {
+/**
+ * Implicit: the lines of a connection whose app has no pid yet (TLS started, say), held
+ * until it has one, so that they carry it as every line of a connection does; written
+ * without it if no app comes.
+ */
+function heldLog(c: Conn): Logger {
+  const held: Array<[keyof Logger, string]> = [];
+  let to: Logger | undefined;
+  c.release = (pid) => {
+    to = createLogger(2, setup!.verbosity, SERVER_PROGRAM, pid);
+    for (const [level, m] of held.splice(0)) to[level](m);
+    c.log = to;
+    delete c.release;
+  };
+  return {
+    warn: (m) => (to !== undefined ? to.warn(m) : void held.push(['warn', m])),
+    info: (m) => (to !== undefined ? to.info(m) : void held.push(['info', m])),
+  };
+}
+
+function connOf(id: number, pid: number | null): Conn {
   let c = conns.get(id);
   if (c === undefined) {
     c = { id, log: createLogger(2, setup!.verbosity, SERVER_PROGRAM, pid), channels: {}, exited: false, handshaking: false, tlsUp: false, outDone: false };
@@ -89,9 +115,8 @@ function handshake(c: Conn): ReturnType<Acceptor['accept']> {
     });
 }
 
-function start(c: Conn): void {
-  const ch = c.channels;
-  const hooks = {
+function hooksOf(c: Conn) {
+  return {
     tlsStarted: () => {
       c.tlsUp = true;
     },
@@ -100,15 +125,50 @@ function start(c: Conn): void {
       maybeEnd(c);
     },
   };
-  if (setup!.implicit) {
-    if (ch.toApp === undefined || ch.fromApp === undefined || ch.vars === undefined) return;
-    c.engine = startImplicitSession({ app: { toApp: ch.toApp, fromApp: ch.fromApp, vars: ch.vars }, log: c.log, hooks, handshake: () => handshake(c) });
-  } else {
-    if (ch.ctl === undefined || ch.toApp === undefined || ch.fromApp === undefined) return;
-    // Closed once TLS is up (or refused): an idle session keeps only what it relays with.
-    ch.ctl.once('close', () => delete ch.ctl);
-    c.engine = startControl({ app: { ctl: ch.ctl, toApp: ch.toApp, fromApp: ch.fromApp }, log: c.log, hooks, peer: 'client', handshake: () => handshake(c) });
-  }
+}
+
+/** STARTTLS: the session starts once the app's three channels are here. */
+function start(c: Conn): void {
+  const ch = c.channels;
+  if (ch.ctl === undefined || ch.toApp === undefined || ch.fromApp === undefined) return;
+  // Closed once TLS is up (or refused): an idle session keeps only what it relays with.
+  ch.ctl.once('close', () => delete ch.ctl);
+  c.engine = startControl({ app: { ctl: ch.ctl, toApp: ch.toApp, fromApp: ch.fromApp }, log: c.log, hooks: hooksOf(c), peer: 'client', handshake: () => handshake(c) });
+}
+
+/**
+ * Implicit: the handshake at once; only then does the spawner start the app, with the
+ * session's variables in its environment ('tls-up'), and send its streams here.
+ */
+function startImplicit(c: Conn): void {
+  c.engine = startImplicitSession({
+    log: c.log,
+    hooks: hooksOf(c),
+    handshake: () => handshake(c),
+    app: {
+      withVars: (vars) => {
+        if (c.exited) return Promise.resolve(undefined);
+        send({ t: 'tls-up', id: c.id, vars: vars.map(([n, v]) => [n, v]) });
+        return new Promise((resolve) => (c.appStarting = resolve));
+      },
+      none: (why) => {
+        // Nothing was started: the connection ends with its handshake, and the acceptor's
+        // line, which names the client, says why.
+        c.exited = true;
+        c.failLine = why;
+        return true;
+      },
+    },
+  });
+}
+
+/** Implicit: the app's streams, once both are here. */
+function appStreams(c: Conn): void {
+  const { toApp, fromApp } = c.channels;
+  if (toApp === undefined || fromApp === undefined || c.appStarting === undefined) return;
+  const resolve = c.appStarting;
+  delete c.appStarting;
+  resolve({ toApp, fromApp });
 }
 
 /** The session is over once the app has exited, no handshake runs, and TLS (if it ran) has sent its last byte. */
@@ -129,13 +189,14 @@ function maybeEnd(c: Conn): void {
     return;
   }
   conns.delete(c.id);
+  c.release?.(null);
   const line = c.engine?.summary();
   if (line !== undefined) c.log.info(line);
   const counts = c.engine?.counts();
   for (const s of Object.values(c.channels)) s.destroy();
   // Without TLS nobody took it over: the app's copy is what the client talks to now.
   if (!c.tlsUp) c.socket?.destroy();
-  send({ t: 'end', id: c.id, tls: c.tlsUp, toClient: counts?.toPeer ?? 0, toApp: counts?.toApp ?? 0, ...(c.failed !== undefined ? { failed: c.failed } : {}) });
+  send({ t: 'end', id: c.id, tls: c.tlsUp, toClient: counts?.toPeer ?? 0, toApp: counts?.toApp ?? 0, ...(c.failed !== undefined ? { failed: c.failed } : {}), ...(c.failLine !== undefined ? { line: c.failLine } : {}) });
 }
 
 function onMessage(m: ToWorker, handle: unknown): void {
@@ -147,22 +208,26 @@ function onMessage(m: ToWorker, handle: unknown): void {
       return;
     }
     case 'channel': {
-      const c = connOf(m.id, m.pid);
+      const c = setup!.implicit ? conns.get(m.id) : connOf(m.id, m.pid);
+      if (c === undefined) return void (handle as Socket).destroy();
       c.channels[m.name] = handle as Socket;
-      start(c);
-      return;
+      if (!setup!.implicit) return start(c);
+      c.release?.(m.pid);
+      return appStreams(c);
     }
     case 'client': {
       const s = handle as Socket;
       // Node starts reading a socket it receives; STARTTLS: the app reads it in plaintext until
       // its command. So stop before the event loop runs, and hold it, blocking as the app has it.
       stopReading(s);
-      const c = conns.get(m.id);
+      const c = setup!.implicit ? connOf(m.id, null) : conns.get(m.id);
       if (c === undefined) return void s.destroy();
+      if (setup!.implicit) c.log = heldLog(c);
       c.socket = s;
       client(c);
       c.deliver!(s);
       delete c.deliver;
+      if (setup!.implicit) startImplicit(c);
       return;
     }
     case 'no-client': {
@@ -177,6 +242,12 @@ function onMessage(m: ToWorker, handle: unknown): void {
       const c = conns.get(m.id);
       if (c === undefined) return send({ t: 'end', id: m.id, tls: false, toClient: 0, toApp: 0 });
       c.exited = true;
+      // Implicit: the app could not start, or ended before its streams came.
+      if (c.appStarting !== undefined) {
+        const resolve = c.appStarting;
+        delete c.appStarting;
+        resolve(undefined);
+      }
       c.engine?.appExited();
       maybeEnd(c);
       return;

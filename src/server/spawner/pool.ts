@@ -2,11 +2,11 @@
 import { fork, type ChildProcess } from 'node:child_process';
 import { closeSync, openSync } from 'node:fs';
 import { basename } from 'node:path';
-import { errorWords } from '../messages';
-import type { Ids } from '../process/ids';
-import { closeUndeliveredHandles } from '../runtime/ipc-handles';
-import { SMALL_YOUNG_GENERATION } from '../runtime/young-generation';
-import type { FromWorker, ToWorker, WorkerSetup } from './protocol';
+import { errorWords } from '../../messages';
+import type { Ids } from '../../process/ids';
+import { closeUndeliveredHandles } from '../../runtime/ipc-handles';
+import { SMALL_YOUNG_GENERATION } from '../../runtime/young-generation';
+import type { FromWorker, ToWorker, WorkerSetup } from '../protocol';
 
 export interface WorkerSlot {
   /** 1..N, kept by the worker that replaces a dead one. */
@@ -14,6 +14,8 @@ export interface WorkerSlot {
   pid: number;
   child: ChildProcess;
   ready: boolean;
+  /** What is sent to it until it says it is ready (see send); undefined from then on. */
+  held: Array<{ m: ToWorker; handle: unknown }> | undefined;
   /** Launcher connection ids served by this worker. */
   conns: Set<number>;
   startedAt: number;
@@ -29,6 +31,13 @@ export interface PoolEvents {
 
 /** A worker that dies sooner than this after its start is restarted only after this long. */
 const RESTART_DELAY_MS = 1000;
+
+/** A handle that will not reach a worker: closed, or it stays open in the launcher. */
+function closeHandle(handle: unknown): void {
+  const h = handle as { destroy?(): void; close?(): void } | undefined;
+  if (h?.destroy !== undefined) h.destroy();
+  else h?.close?.();
+}
 
 export class Pool {
   private readonly slots: Array<WorkerSlot | undefined>;
@@ -47,10 +56,11 @@ export class Pool {
 
   /** Start every worker; rejects with the line to log when one cannot start. */
   start(): Promise<void> {
-    return Promise.all(this.slots.map((_, i) => this.fork(i + 1))).then(() => undefined);
+    return Promise.all(this.slots.map((_, i) => this.fork(i + 1, false))).then(() => undefined);
   }
 
-  private fork(index: number): Promise<WorkerSlot> {
+  /** `replacing`: started in place of one that died, so its own death is one more, not a failed start. */
+  private fork(index: number, replacing: boolean): Promise<WorkerSlot> {
     return new Promise((resolve, reject) => {
       let child: ChildProcess;
       let code: number | undefined;
@@ -66,7 +76,8 @@ export class Pool {
           stdio: [code, 'ignore', 'inherit', 'ipc'],
           // Its young generation stays small: see young-generation.ts. And no bundled root
           // store, as for the executables (see bin/ucspi-tls-server).
-          execArgv: [...SMALL_YOUNG_GENERATION, '--use-openssl-ca'],
+          // For developers (make profile): UCSPI_TLS_WORKER_NODE_ARGS, node options added.
+          execArgv: [...SMALL_YOUNG_GENERATION, '--use-openssl-ca', ...(process.env.UCSPI_TLS_WORKER_NODE_ARGS?.split(' ').filter((a) => a !== '') ?? [])],
           // The worker needs nothing of the launcher's environment or directory.
           env: {},
           cwd: '/',
@@ -77,15 +88,22 @@ export class Pool {
       } finally {
         if (code !== undefined) closeSync(code);
       }
-      const slot: WorkerSlot = { index, pid: child.pid ?? 0, child, ready: false, conns: new Set(), startedAt: Date.now() };
+      const slot: WorkerSlot = { index, pid: child.pid ?? 0, child, ready: false, held: [], conns: new Set(), startedAt: Date.now() };
       this.slots[index - 1] = slot;
       child.on('error', (e) => {
         // Before the worker is up: node could not be started (as TLS_UID, say); no 'exit' follows.
-        if (!slot.ready) reject(new Error(`cannot start a TLS worker (${process.execPath} as ${this.ids !== undefined ? `${this.ids.uid}:${this.ids.gid}` : 'this user'}): ${errorWords(e)}`));
+        if (!slot.ready) {
+          this.dropHeld(slot);
+          reject(new Error(`cannot start a TLS worker (${process.execPath} as ${this.ids !== undefined ? `${this.ids.uid}:${this.ids.gid}` : 'this user'}): ${errorWords(e)}`));
+        }
         // Afterwards, a send to a worker that is gone; its 'exit' tells the rest.
       });
       child.on('message', (m: FromWorker, handle: unknown) => {
         if (m.t === 'ready' && !slot.ready) {
+          // What waited for it goes first, in order (a broken one gets it too, as before).
+          const held = slot.held ?? [];
+          slot.held = undefined;
+          for (const waiting of held) this.send(slot, waiting.m, waiting.handle);
           if (m.broken !== undefined) return reject(new Error(m.broken));
           slot.ready = true;
           return resolve(slot);
@@ -95,14 +113,21 @@ export class Pool {
       child.once('exit', (code, signal) => {
         // Handles sent to it and not yet taken: Node's IPC holds them open, and nobody else would close them.
         closeUndeliveredHandles(child);
-        if (!slot.ready) return reject(new Error(`a TLS worker could not start: it ${signal !== null ? `died on ${signal}` : `exited with ${code}`}`));
+        this.dropHeld(slot);
+        if (!slot.ready) {
+          reject(new Error(`a TLS worker could not start: it ${signal !== null ? `died on ${signal}` : `exited with ${code}`}`));
+          // At the server's start, that ends the server (see Launcher.run). A replacement
+          // already has connections handed to it (pick() does not wait for 'ready'): its
+          // death is reported and it is replaced as any worker's is, or they never end.
+          if (!replacing) return;
+        }
         if (this.slots[index - 1] === slot) this.slots[index - 1] = undefined;
         if (this.stopping) return;
         this.events.died(slot, code, signal);
         const delay = Date.now() - slot.startedAt < RESTART_DELAY_MS ? RESTART_DELAY_MS : 0;
         setTimeout(() => {
           if (this.stopping) return;
-          this.fork(index).then(
+          this.fork(index, true).then(
             (w) => this.events.restarted(w),
             () => {}, // its own exit is logged as a death, and retried
           );
@@ -138,14 +163,24 @@ export class Pool {
 
   /** A handle that cannot go (the worker is gone) is closed here: nobody else would. */
   send(w: WorkerSlot, m: ToWorker, handle?: unknown): void {
-    if (!w.child.connected) {
-      const h = handle as { destroy?(): void; close?(): void } | undefined;
-      if (h?.destroy !== undefined) h.destroy();
-      else h?.close?.();
+    if (!w.child.connected) return closeHandle(handle);
+    // Until its 'ready', the worker's code may not be listening yet: Node in the worker
+    // takes in the handles that arrive meanwhile and starts reading each socket, so a
+    // client's bytes meant for the app, or its EOF, would be read (and the socket closed)
+    // before the worker could stop it. They wait here, in order, and go once it is ready.
+    if (w.held !== undefined && m.t !== 'init') {
+      w.held.push({ m, handle });
       return;
     }
     // Raw handles are what Node's IPC passes; its types know only sockets and servers.
     w.child.send(m, handle as undefined, {}, () => {});
+  }
+
+  /** A worker gone before it was ready: what waited for it is closed. */
+  private dropHeld(w: WorkerSlot): void {
+    // Not a 'dup': its handle is the launcher's own listening socket, lent to be copied.
+    for (const { m, handle } of w.held ?? []) if (m.t !== 'dup') closeHandle(handle);
+    w.held = undefined;
   }
 
   /** Disconnect every worker (each exits then) and wait until all are gone. */
