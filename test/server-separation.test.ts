@@ -4,12 +4,12 @@
 // contract (another argv, a variable the acceptor may not set, an unknown request) is
 // refused with one line, and it keeps serving.
 import t, { type Test } from 'tap';
-import { fork } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { chmodSync, existsSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { connect, createServer, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { availableParallelism } from 'node:os';
-import { APP, baseEnv, freePort, Lines, makeCert, ROOT, sleep, startTls, tempDir, treeOf, ucspiTlsServer, uidsOf, waitFor, within } from './helpers';
+import { APP, appForAnyUser, baseEnv, freePort, Lines, makeCert, ROOT, sleep, startTls, tempDir, treeOf, ucspiTlsServer, uidsOf, waitFor, within, WITHOUT_TEST_HOOKS } from './helpers';
 import { stopServer } from './modes';
 import { parseServerArgs } from '../src/server/options';
 import { planServerPrivileges } from '../src/server/privileges';
@@ -55,7 +55,8 @@ t.test('PROXY traffic and TLS sessions flowing: no process that holds a socket o
   const dir = tempDir(t);
   chmodSync(dir, 0o777); // the apps, as nobody, write their reports here
   const port = await freePort();
-  const srv = await ucspiTlsServer(t, port, baseEnv(makeCert(dir), { REPORT: dir, REPORT_EACH: '1', UID: String(NOBODY), GID: String(NOBODY), TLS_UID: String(DAEMON), TLS_GID: String(DAEMON) }), ['--proxy', '-w', '2'], [APP]);
+  // The app as nobody: a copy it may run, wherever the checkout is.
+  const srv = await ucspiTlsServer(t, port, baseEnv(makeCert(dir), { REPORT: dir, REPORT_EACH: '1', UID: String(NOBODY), GID: String(NOBODY), TLS_UID: String(DAEMON), TLS_GID: String(DAEMON) }), ['--proxy', '-w', '2'], [appForAnyUser(t)]);
   const sessions = await Promise.all(['192.0.2.1', '192.0.2.2', '192.0.2.3'].map((a, i) => startTls(port, { first: `PROXY TCP4 ${a} 127.0.0.1 ${40001 + i} 25\r\n` })));
   for (const s of sessions) s.write('NOOP\r\n');
   // And one connection whose header is still being read, by the acceptor.
@@ -100,7 +101,9 @@ async function startSpawner(t: Test, dir: string, report: string): Promise<Spawn
   if (typeof plan === 'string') throw new Error(plan);
   const base: Record<string, string> = { PATH: env.PATH!, REPORT: report, REPORT_EACH: '1', SSLCTLFD: '3', SSLREADFD: '4', SSLWRITEFD: '5' };
   const setup = spawnerSetup(parsed.config, plan, base, env, undefined, process.cwd());
-  const child = fork(join(ROOT, 'build', 'ucspi-tls-server-spawner.js'), [], { stdio: ['ignore', 'ignore', 'pipe', 'ipc'], env: { PATH: env.PATH }, execArgv: ['--use-openssl-ca'] });
+  // Without the test runner's hooks (see WITHOUT_TEST_HOOKS): its workers, as nobody, could not load them.
+  const [cmd, ...args] = WITHOUT_TEST_HOOKS as [string, ...string[]];
+  const child = spawn(cmd, [...args, process.execPath, '--use-openssl-ca', join(ROOT, 'build', 'ucspi-tls-server-spawner.js')], { stdio: ['ignore', 'ignore', 'pipe', 'ipc'], env: { PATH: env.PATH } });
   let err = '';
   child.stderr!.setEncoding('utf8').on('data', (d: string) => (err += d));
   const messages: FromSpawner[] = [];

@@ -1,6 +1,6 @@
-// The listening socket's libuv handle (`net.Server`'s `_handle`): sent to a worker and back
+// The listening socket's libuv handle (`net.Server`'s `_handle`): sent to the spawner and back
 // over IPC, it comes home as a second fd on the same socket, which keeps the socket (and its
-// queue of waiting clients) open while the launcher closes its server to stop accepting:
+// queue of waiting clients) open while the acceptor closes its server to stop accepting:
 // net.Server cannot pause accepting. Paid for by correctness (clients that connect during a
 // pause wait in the queue instead of being refused), not by a bench figure.
 // test/internals.test.ts fails when a Node release changes it.

@@ -30,8 +30,6 @@ export type ToWorker =
   | { t: 'no-client'; id: number }
   /** The app has exited: answer with 'end' once the session is over. */
   | { t: 'exit'; id: number }
-  /** With a listening socket's handle: send it straight back (the launcher's spare copy). */
-  | { t: 'dup'; key: number }
   /** Files read again (SIGHUP, --watch): for the handshakes that start from now on. */
   | { t: 'reload'; creds: Credentials }
   /** The live figures: answer with 'status'. */
@@ -43,7 +41,6 @@ export type FromWorker =
   | { t: 'tls-up'; id: number; vars: Array<[string, string]> }
   /** `failed`: why the handshake failed, when one was tried and failed. */
   | { t: 'end'; id: number; tls: boolean; toClient: number; toApp: number; failed?: FailureReason; line?: string }
-  | { t: 'dup'; key: number }
   /** The worker's memory (bytes), and its sessions running now with TLS up and their bytes so far. */
   | { t: 'status'; key: number; rss: number; private?: number; tls: number; toClient: number; toApp: number };
 

@@ -1,9 +1,9 @@
-// One listening socket, which the launcher can stop accepting on and start again, as
+// One listening socket, which the acceptor can stop accepting on and start again, as
 // tcpserver does at its -c limit: meanwhile clients wait in the kernel's listen queue.
 //
 // net.Server has no pause. Closing the server would close the socket and reset every
-// waiting client, unless another fd still holds the socket: so the launcher keeps a
-// spare fd of it (sent to a worker and back: see runtime/listening-handle.ts), closes the
+// waiting client, unless another fd still holds the socket: so the acceptor keeps a
+// spare fd of it (sent to the spawner and back: see runtime/listening-handle.ts), closes the
 // server to pause, and listens on the spare to resume (then fetches a new spare).
 import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import { listeningHandle } from '../../runtime/listening-handle';

@@ -29,8 +29,8 @@ export class SpawnerLink {
     const child = fork(this.file, [], {
       // Its own copy of nothing: what it needs comes in `setup`.
       env: { PATH: process.env.PATH ?? '/usr/bin:/bin', ...developerArgs() },
-      // Where the server started: relative paths of the TLS files, and each app's folder.
-      cwd: process.cwd(),
+      // No cwd: it inherits this process's folder (relative paths of the TLS files, and each
+      // app's), with no chdir that a user without access to it would fail.
       stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
       execArgv: [...SMALL_YOUNG_GENERATION, '--use-openssl-ca', ...(process.env.UCSPI_TLS_SPAWNER_NODE_ARGS?.split(' ').filter((a) => a !== '') ?? [])],
     });

@@ -235,7 +235,7 @@ function finish(conn: Conn, r: { tls: boolean; toClient: number; toApp: number; 
   tell({ t: 'ended', id: conn.id, ending: conn.ending, workerLost: conn.workerLost, tls: r.tls, toClient: r.toClient, toApp: r.toApp, ...(r.failed !== undefined ? { failed: r.failed } : {}) });
 }
 
-function onWorkerMessage(w: WorkerSlot, m: FromWorker, handle: unknown): void {
+function onWorkerMessage(w: WorkerSlot, m: FromWorker): void {
   switch (m.t) {
     case 'status':
       return statusWaits.get(m.key)?.(m);
@@ -252,8 +252,6 @@ function onWorkerMessage(w: WorkerSlot, m: FromWorker, handle: unknown): void {
       }
       return finish(conn, m);
     }
-    case 'dup':
-      return closeHandle(handle);
     case 'ready':
       return;
   }

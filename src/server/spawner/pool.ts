@@ -22,7 +22,7 @@ export interface WorkerSlot {
 }
 
 export interface PoolEvents {
-  message(w: WorkerSlot, m: FromWorker, handle: unknown): void;
+  message(w: WorkerSlot, m: FromWorker): void;
   /** A worker died on its own (not stopped by the pool); another is being started. */
   died(w: WorkerSlot, code: number | null, signal: NodeJS.Signals | null): void;
   /** A replacement is up. */
@@ -32,7 +32,7 @@ export interface PoolEvents {
 /** A worker that dies sooner than this after its start is restarted only after this long. */
 const RESTART_DELAY_MS = 1000;
 
-/** A handle that will not reach a worker: closed, or it stays open in the launcher. */
+/** A handle that will not reach a worker: closed, or it stays open in the spawner. */
 function closeHandle(handle: unknown): void {
   const h = handle as { destroy?(): void; close?(): void } | undefined;
   if (h?.destroy !== undefined) h.destroy();
@@ -65,7 +65,7 @@ export class Pool {
       let child: ChildProcess;
       let code: number | undefined;
       try {
-        // The worker's code comes on its stdin (`node -`), opened here by the launcher: a
+        // The worker's code comes on its stdin (`node -`), opened here by the spawner: a
         // worker as TLS_UID then needs no right to the install tree's files or folders, and
         // its own file descriptor, since each reader moves the file's offset to the end.
         code = openSync(this.file, 'r');
@@ -78,7 +78,7 @@ export class Pool {
           // store, as for the executables (see bin/ucspi-tls-server).
           // For developers (make profile): UCSPI_TLS_WORKER_NODE_ARGS, node options added.
           execArgv: [...SMALL_YOUNG_GENERATION, '--use-openssl-ca', ...(process.env.UCSPI_TLS_WORKER_NODE_ARGS?.split(' ').filter((a) => a !== '') ?? [])],
-          // The worker needs nothing of the launcher's environment or directory.
+          // The worker needs nothing of the spawner's environment or directory.
           env: {},
           cwd: '/',
           ...(this.ids !== undefined ? { uid: this.ids.uid, gid: this.ids.gid } : {}),
@@ -98,7 +98,7 @@ export class Pool {
         }
         // Afterwards, a send to a worker that is gone; its 'exit' tells the rest.
       });
-      child.on('message', (m: FromWorker, handle: unknown) => {
+      child.on('message', (m: FromWorker) => {
         if (m.t === 'ready' && !slot.ready) {
           // What waited for it goes first, in order (a broken one gets it too, as before).
           const held = slot.held ?? [];
@@ -108,7 +108,7 @@ export class Pool {
           slot.ready = true;
           return resolve(slot);
         }
-        this.events.message(slot, m, handle);
+        this.events.message(slot, m);
       });
       child.once('exit', (code, signal) => {
         // Handles sent to it and not yet taken: Node's IPC holds them open, and nobody else would close them.
@@ -178,8 +178,7 @@ export class Pool {
 
   /** A worker gone before it was ready: what waited for it is closed. */
   private dropHeld(w: WorkerSlot): void {
-    // Not a 'dup': its handle is the launcher's own listening socket, lent to be copied.
-    for (const { m, handle } of w.held ?? []) if (m.t !== 'dup') closeHandle(handle);
+    for (const { handle } of w.held ?? []) closeHandle(handle);
     w.held = undefined;
   }
 
@@ -193,7 +192,7 @@ export class Pool {
           new Promise<void>((resolve) => {
             w.child.once('exit', () => resolve());
             if (w.child.connected) w.child.disconnect();
-            // A worker that does not go: it holds nothing the launcher still needs.
+            // A worker that does not go: it holds nothing the spawner still needs.
             setTimeout(() => w.child.kill('SIGKILL'), 2000).unref();
           }),
       ),

@@ -1,6 +1,6 @@
-// A TLS worker: runs the UCSPI-TLS session of each connection the launcher hands it, with
+// A TLS worker: runs the UCSPI-TLS session of each connection the spawner hands it, with
 // the same session code as the per-connection helper. It never opens a key file (the
-// launcher sends the credentials) and never sees a client byte before the app's command.
+// spawner sends the credentials) and never sees a client byte before the app's command.
 import type { Socket } from 'node:net';
 import { createLogger, type Logger } from '../../log';
 import { startControl, type Engine } from '../../session/control-session';
@@ -17,7 +17,7 @@ interface Conn {
   log: Logger;
   channels: Partial<Record<ChannelName, Socket>>;
   engine?: Engine;
-  /** The client connection, once the launcher sent it; or why it will not come. */
+  /** The client connection, once the spawner sent it; or why it will not come. */
   client?: Promise<Socket>;
   /** The client connection as it came: unread, and blocking as the app has it, until the handshake. */
   socket?: Socket;
@@ -28,7 +28,7 @@ interface Conn {
   outDone: boolean;
   /** The app has exited with its control socket unread to the end: waiting for that. */
   drainingCtl?: boolean;
-  /** Why the handshake failed, for the launcher's figures. */
+  /** Why the handshake failed, for the acceptor's figures. */
   failed?: FailureReason;
   /** Implicit: TLS is up and the app is being started; resolved with its streams, or undefined. */
   appStarting?: (streams: AppStreams | undefined) => void;
@@ -45,13 +45,12 @@ let setup: WorkerSetup | undefined;
 let acceptor: Acceptor | undefined;
 const conns = new Map<number, Conn>();
 
-function send(m: FromWorker, handle?: unknown, done?: () => void): void {
-  // The launcher gone: the 'disconnect' handler ends this process.
+function send(m: FromWorker): void {
+  // The spawner gone: the 'disconnect' handler ends this process.
   if (!process.connected) return;
-  // Raw handles are what Node's IPC passes; its types know only sockets and servers. Always
-  // a callback: without one, a write the launcher no longer reads (it is exiting, EPIPE)
-  // would be an 'error' event on the process, and a crash with a stack in the log.
-  process.send!(m, handle as undefined, {}, done ?? (() => {}));
+  // Always a callback: without one, a write the spawner no longer reads (it is exiting,
+  // EPIPE) would be an 'error' event on the process, and a crash with a stack in the log.
+  process.send!(m, undefined, {}, () => {});
 }
 
 /**
@@ -83,7 +82,7 @@ function connOf(id: number, pid: number | null): Conn {
   return c;
 }
 
-/** The client connection, which the launcher sends with the app's channels. */
+/** The client connection, which the spawner sends with the app's channels. */
 function client(c: Conn): Promise<Socket> {
   c.client ??= new Promise<Socket | Error>((resolve) => (c.deliver = resolve)).then((s) => (s instanceof Error ? Promise.reject(s) : s));
   return c.client;
@@ -264,11 +263,6 @@ function onMessage(m: ToWorker, handle: unknown): void {
       acceptor = next;
       return;
     }
-    case 'dup': {
-      const h = handle as { close(): void };
-      send({ t: 'dup', key: m.key }, h, () => h.close());
-      return;
-    }
     case 'status': {
       let tls = 0;
       let toClient = 0;
@@ -287,10 +281,10 @@ function onMessage(m: ToWorker, handle: unknown): void {
 }
 
 process.on('message', (m: ToWorker, handle: unknown) => onMessage(m, handle));
-// The launcher decides when a worker ends: signals meant for the process group (a ^C, a
-// supervisor's SIGTERM to every process) must not cut the sessions the launcher still
-// lets finish. Without the launcher, a worker has nothing left to do. SIGUSR1 asks the
-// launcher for its figures; sent to every process (systemctl kill), Node's default would
+// The acceptor, through the spawner, decides when a worker ends: signals meant for the
+// process group (a ^C, a supervisor's SIGTERM to every process) must not cut the sessions
+// the server still lets finish. Without the spawner, a worker has nothing left to do. SIGUSR1 asks the
+// acceptor for its figures; sent to every process (systemctl kill), Node's default would
 // open the inspector in a worker, which holds the keys.
 for (const sig of ['SIGTERM', 'SIGINT', 'SIGHUP', 'SIGUSR1'] as const) process.on(sig, () => {});
 process.on('disconnect', () => process.exit(0));
