@@ -45,7 +45,7 @@ interface Conn {
   ending?: Ending;
   workerLost: boolean;
   /** Implicit, the app could not start after the handshake: why. */
-  notStarted?: string;
+  notStarted?: 'refused' | 'app not started';
 }
 
 let setup: SpawnerSetup | undefined;
@@ -247,7 +247,7 @@ function onWorkerMessage(w: WorkerSlot, m: FromWorker): void {
       if (conn.child === undefined) {
         // Implicit, no app ran: a failed handshake, or an app that could not start.
         forget(conn);
-        const reason = conn.notStarted === 'app not started' ? 'app not started' : conn.notStarted === 'refused' ? 'refused' : 'handshake';
+        const reason = conn.notStarted ?? 'handshake';
         return tell({ t: 'not-started', id: m.id, reason, ...(m.failed !== undefined ? { failed: m.failed } : {}), ...(m.line !== undefined ? { line: m.line } : {}) });
       }
       return finish(conn, m);
