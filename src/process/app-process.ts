@@ -1,6 +1,6 @@
 // Start a process with the fds it is given and a socket pair for each 'pipe', and report its
 // exit once: on libuv's process handle where this Node's is known (src/runtime/process-handle.ts,
-// the app's banner 3 to 5 ms sooner), through child_process where it is not.
+// the app's banner about 3 ms sooner), through child_process where it is not.
 import type { ChildProcess } from 'node:child_process';
 import type { Socket } from 'node:net';
 import { commandMissing } from './command-path';
