@@ -57,8 +57,8 @@ node_modules/.installed: package.json package-lock.json
 build: build/.stamp
 build/.stamp: node_modules/.installed tsconfig.json scripts/bundle.js scripts/eager.js $(SOURCES)
 	$(TSC) -p .
-	node scripts/bundle.js --eager build/src/helper/main.js build/ucspi-tls-wrap.js
-	node scripts/bundle.js build/src/helper/main.js build/ucspi-tls-wrap-uncached.js
+	node scripts/bundle.js --eager --late build/src/helper/main.js build/ucspi-tls-wrap.js
+	node scripts/bundle.js --late build/src/helper/main.js build/ucspi-tls-wrap-uncached.js
 	node scripts/bundle.js build/src/client/main.js build/ucspi-tls-client.js
 	node scripts/bundle.js build/src/server/acceptor/main.js build/ucspi-tls-server.js
 	node scripts/bundle.js build/src/server/spawner/main.js build/ucspi-tls-server-spawner.js
@@ -84,13 +84,14 @@ install: all
 	  chmod 755 $(DESTDIR)$(LIBDIR)/bin/$$p && \
 	  ln -sfn "$$(realpath -m --relative-to=$(BINDIR) $(LIBDIR)/bin/$$p)" $(DESTDIR)$(BINDIR)/$$p || exit 1; \
 	done
+	# The modules the helper loads once its app runs, and its bundle for a Node without the
+	# compile cache (see bin/ucspi-tls-wrap).
+	install -m 644 build/ucspi-tls-wrap-late.js build/ucspi-tls-wrap-uncached.js build/ucspi-tls-wrap-uncached-late.js $(DESTDIR)$(LIBDIR)/build/
 	# The helper's compile cache, made by the installed helper (its node, its flags) and read
 	# by it: the node in PATH, or NODE.
 	scripts/compile-cache $(DESTDIR)$(LIBDIR) $(or $(NODE),$$(command -v node))
 	# The server's spawner and TLS workers: forked from beside its own bundle.
 	install -m 644 build/ucspi-tls-server-spawner.js build/ucspi-tls-server-worker.js $(DESTDIR)$(LIBDIR)/build/
-	# The helper's bundle for a Node without the compile cache (see bin/ucspi-tls-wrap).
-	install -m 644 build/ucspi-tls-wrap-uncached.js $(DESTDIR)$(LIBDIR)/build/
 	install -m 644 $(filter %.1,$(MANPAGES)) $(DESTDIR)$(MANDIR)/man1/
 	install -m 644 $(filter %.7,$(MANPAGES)) $(DESTDIR)$(MANDIR)/man7/
 	rm -rf $(DESTDIR)$(DOCDIR)/examples && cp -R examples $(DESTDIR)$(DOCDIR)/

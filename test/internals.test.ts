@@ -17,6 +17,7 @@ import { canTakeOver, takeOverReading } from '../src/runtime/socket-takeover';
 import { hasReadControl, hasSetBlocking, resumeReading, setNonBlocking, socketFd, stopReading } from '../src/runtime/stream-handle';
 import { hasTicketKeyCallback, setTicketKeyCallback } from '../src/runtime/ticket-callback';
 import { tlsParent } from '../src/runtime/tls-parent';
+import { processHandleShape, spawnOnHandle, spawnShape, type HandleChild } from '../src/runtime/process-handle';
 import { ticketKeyAnswer } from '../src/tls/ticket-rotation';
 import { makeCert, ROOT, tempDir, within } from './helpers';
 
@@ -297,4 +298,91 @@ t.test('setTicketKeyCallback: a ticket of the previous key resumes; with the pub
   t.equal((await tlsSessionOf(plainPort, ticket)).reused, false, 'the public API (the new key alone): a full handshake');
   t.notOk(hasTicketKeyCallback({} as tls.Server));
   t.equal(setTicketKeyCallback({} as tls.Server, () => [0, now, now, now, now]), false, 'none: false');
+});
+
+/** The first `n` bytes a socket gives. */
+function bytesOf(s: Socket, n: number): Promise<string> {
+  return new Promise((resolve) => {
+    let got = '';
+    s.on('data', (b: Buffer) => {
+      got += b.toString('latin1');
+      if (got.length >= n) resolve(got);
+    });
+  });
+}
+
+function exitOf(c: HandleChild): Promise<[number | null, NodeJS.Signals | null]> {
+  return new Promise((resolve) => c.onExit((code, signal) => resolve([code, signal])));
+}
+
+t.test(`process handle of Node ${process.version}: the shape this release takes`, async (t) => {
+  const major = Number(process.versions.node.split('.')[0]);
+  t.equal(processHandleShape(), major >= 24 ? 'positional' : 'options', 'a supported Node starts its apps without child_process');
+  // The shapes come from the major and the binding's flag constants together; anything else is unknown.
+  const flags = { kProcessFlagDetached: 1, kProcessFlagWindowsHide: 2 };
+  t.equal(spawnShape('v20.20.2', undefined), 'options');
+  t.equal(spawnShape('v22.23.5', undefined), 'options');
+  t.equal(spawnShape('v24.22.3', flags), 'positional');
+  t.equal(spawnShape('v26.12.1', flags), 'positional');
+  t.equal(spawnShape('v22.30.0', flags), undefined, 'a 22 with the constants: a changed binding, not known');
+  t.equal(spawnShape('v26.13.0', undefined), undefined, 'a 26 without them: not known');
+  t.equal(spawnShape('v28.0.0', flags), undefined, 'a later major: child_process until tested');
+  t.equal(spawnShape('v25.1.0', flags), undefined, 'an odd major: not supported');
+});
+
+t.test('spawnOnHandle: fds passed on, socket pairs both ways, the environment, the exit code', async (t) => {
+  const c = spawnOnHandle('/bin/sh', ['-c', 'echo "$GREETING"; read -r l; echo "got $l" >&3; read -r m <&3; echo "and $m"; exit 7'], { GREETING: 'hello', PATH: '/usr/bin:/bin' }, ['pipe', 'pipe', 2, 'pipe'], {});
+  if (c === undefined || 'error' in c) return void t.fail(`not started: ${JSON.stringify(c)}`);
+  t.ok(c.pid > 0);
+  const exited = exitOf(c);
+  const [input, output, ctl] = [c.socket(0), c.socket(1), c.socket(3)];
+  t.equal(input.readable, false, "fd 0's pair: written only, as child_process makes it");
+  const out = bytesOf(output, 'hello\nand there\n'.length);
+  input.write('line one\n');
+  t.equal(await within(bytesOf(ctl, 'got line one\n'.length), 5000, 'fd 3'), 'got line one\n');
+  ctl.write('there\n');
+  t.equal(await within(out, 5000, 'fd 1'), 'hello\nand there\n');
+  t.same(await within(exited, 5000, 'the exit'), [7, null]);
+  t.ok(c.ended());
+  const late = await within(exitOf(c), 1000, 'a listener after the exit');
+  t.same(late, [7, null], 'a listener added after the exit hears it too');
+  [input, output, ctl].forEach((s) => s.destroy());
+});
+
+t.test('spawnOnHandle: the signal that ended it; a missing or non-executable file by its errno name', async (t) => {
+  const c = spawnOnHandle('/bin/sleep', ['30'], {}, [0, 1, 2], {});
+  if (c === undefined || 'error' in c) return void t.fail('not started');
+  const exited = exitOf(c);
+  process.kill(c.pid, 'SIGTERM');
+  t.same(await within(exited, 5000, 'the exit'), [null, 'SIGTERM']);
+  const dir = tempDir(t);
+  t.same(spawnOnHandle(join(dir, 'none'), [], {}, [0, 1, 2], {}), { error: 'ENOENT' });
+  writeFileSync(join(dir, 'plain'), '#!/bin/sh\n', { mode: 0o644 });
+  t.same(spawnOnHandle(join(dir, 'plain'), [], {}, [0, 1, 2], {}), { error: 'EACCES' });
+  t.same(spawnOnHandle('true', [], { PATH: '/nowhere' }, [0, 1, 2], {}), { error: 'ENOENT' }, "the child's PATH is searched");
+});
+
+t.test('spawnOnHandle: as another user, with the supplementary groups gone', async (t) => {
+  t.equal(process.getuid?.(), 0, 'the suite runs as root');
+  const c = spawnOnHandle('/bin/sh', ['-c', 'echo "$(id -u) $(id -g) $(id -G)"'], { PATH: '/usr/bin:/bin' }, [0, 'pipe', 2], { uid: 65534, gid: 65534 });
+  if (c === undefined || 'error' in c) return void t.fail('not started');
+  const out = bytesOf(c.socket(1), '65534 65534 65534\n'.length);
+  t.equal(await within(out, 5000, 'id'), '65534 65534 65534\n');
+  t.same(await within(exitOf(c), 5000, 'the exit'), [0, null]);
+});
+
+t.test('spawnOnHandle: what child_process itself refuses is left to it (undefined)', async (t) => {
+  t.equal(spawnOnHandle('/bin/true', [], { X: 'a\0b' }, [0, 1, 2], {}), undefined, 'a NUL in a variable');
+  t.equal(spawnOnHandle('/bin/true', ['a\0'], {}, [0, 1, 2], {}), undefined, 'a NUL in an argument');
+  t.equal(spawnOnHandle('/bin/true', [], {}, [0, 1, 2], { uid: 2 ** 32 }), undefined, 'a uid out of range');
+  t.equal(spawnOnHandle('/bin/true', [], {}, [0, 1.5, 2], {}), undefined, 'an fd that is no integer');
+});
+
+t.test('a Node without process.binding(): no process handle, and no throw', async (t) => {
+  const runtime = join(ROOT, 'build', 'src', 'runtime', 'process-handle.js');
+  const script = `process.binding = undefined; const h = require(${JSON.stringify(runtime)});
+    process.stdout.write(JSON.stringify([h.processHandleShape() ?? null, h.spawnOnHandle('/bin/true', [], {}, [0, 1, 2], {}) ?? null]));`;
+  const r = spawnSync(process.execPath, ['-e', script], { encoding: 'utf8', env: { PATH: process.env.PATH } });
+  t.equal(r.status, 0, r.stderr);
+  t.equal(r.stdout, '[null,null]');
 });

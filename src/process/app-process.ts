@@ -1,11 +1,10 @@
-// Start a process through child_process, with the fds it is given and a socket pair for each
-// 'pipe', and report its exit once. The public API on purpose: libuv's process handle, taken
-// from Node's internal bindings, started the app 2 to 3 ms sooner on Node 20, but Node 24
-// changed its arguments and aborts the whole process (a failed C++ assertion, which no
-// try/catch sees).
+// Start a process with the fds it is given and a socket pair for each 'pipe', and report its
+// exit once: on libuv's process handle where this Node's is known (src/runtime/process-handle.ts,
+// the app's banner about 3 ms sooner), through child_process where it is not.
 import type { ChildProcess } from 'node:child_process';
 import type { Socket } from 'node:net';
 import { commandMissing } from './command-path';
+import { spawnOnHandle } from '../runtime/process-handle';
 
 export interface AppProcess {
   readonly pid: number;
@@ -36,6 +35,15 @@ export interface SpawnOptions {
 
 /** Start `file` with `args` (argv[0] is `file`). The 'pipe' fds come back as our ends, by the child's fd. */
 export function spawnProcess(file: string, args: readonly string[], o: SpawnOptions): Spawned {
+  const h = spawnOnHandle(file, args, o.env, o.fds, { uid: o.uid, gid: o.gid });
+  if (h !== undefined) {
+    if ('error' in h) return { ok: false, code: h.error };
+    return { ok: true, process: appProcess(h.pid, h.ended, h.onExit), socket: h.socket };
+  }
+  return spawnChildProcess(file, args, o);
+}
+
+function spawnChildProcess(file: string, args: readonly string[], o: SpawnOptions): Spawned {
   // Loaded here, after the checks that may end the helper before any app is started.
   // eslint-disable-next-line @typescript-eslint/no-require-imports
   const { spawn } = require('node:child_process') as typeof import('node:child_process');
@@ -51,27 +59,24 @@ export function spawnProcess(file: string, args: readonly string[], o: SpawnOpti
   const pid = child.pid;
   if (pid === undefined) return { ok: false, code: commandMissing(file, o.env.PATH) ?? 'error' };
   let ended = false;
+  child.once('exit', () => (ended = true));
   const stdio = child.stdio as unknown as Array<Socket | null>;
+  return { ok: true, process: appProcess(pid, () => ended, (l) => child.once('exit', l)), socket: (i) => stdio[i]! };
+}
+
+function appProcess(pid: number, ended: () => boolean, onExit: AppProcess['onExit']): AppProcess {
   return {
-    ok: true,
-    process: {
-      pid,
-      kill(signal) {
-        // Once reaped, the pid may be another process's.
-        if (ended) return undefined;
-        try {
-          process.kill(pid, signal);
-          return undefined;
-        } catch (e) {
-          return (e as NodeJS.ErrnoException).code ?? 'error';
-        }
-      },
-      onExit: (l) =>
-        child.once('exit', (code, signal) => {
-          ended = true;
-          l(code, signal);
-        }),
+    pid,
+    kill(signal) {
+      // Once reaped, the pid may be another process's.
+      if (ended()) return undefined;
+      try {
+        process.kill(pid, signal);
+        return undefined;
+      } catch (e) {
+        return (e as NodeJS.ErrnoException).code ?? 'error';
+      }
     },
-    socket: (i) => stdio[i]!,
+    onExit,
   };
 }

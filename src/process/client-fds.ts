@@ -1,5 +1,5 @@
 // Where the client connection is, and what else shares it.
-import { closeSync, fstatSync, openSync, readdirSync, readSync } from 'node:fs';
+import { closeSync, fstatSync, readdirSync, readFileSync } from 'node:fs';
 
 export const LISTEN_FD = 3;
 
@@ -64,24 +64,17 @@ export function locateClient(source: Exclude<Source, { kind: 'error' }>): Client
 const O_CLOEXEC = 0o2000000;
 
 /** The octal `flags:` of an fd, from its fdinfo; undefined when the fd is gone. */
-function fdFlags(fd: number, buf: Buffer): number | undefined {
-  let info: number;
+function fdFlags(fd: number): number | undefined {
+  let info: string;
   try {
-    info = openSync(`/proc/self/fdinfo/${fd}`, 'r');
+    // One call into Node's C++ (open, read, close) for each of Node's twenty fds: before
+    // the app starts, cheaper than openSync, readSync and closeSync apart (bench/RESULTS.md).
+    info = readFileSync(`/proc/self/fdinfo/${fd}`, 'utf8');
   } catch {
     return undefined; // the directory's own fd, already gone
   }
-  try {
-    // "pos:", then "flags:": both within the first line or two. readFileSync would stat and
-    // grow a buffer for each of Node's dozen fds, before the app starts.
-    const n = readSync(info, buf, 0, buf.length, null);
-    const m = /^flags:\s*([0-7]+)/m.exec(buf.toString('latin1', 0, n));
-    return m ? parseInt(m[1]!, 8) : undefined;
-  } catch {
-    return undefined;
-  } finally {
-    closeSync(info);
-  }
+  const m = /^flags:\s*([0-7]+)/m.exec(info);
+  return m ? parseInt(m[1]!, 8) : undefined;
 }
 
 /**
@@ -95,11 +88,10 @@ export function closeInheritedFds(keep: ReadonlySet<number>): void {
   } catch {
     return;
   }
-  const buf = Buffer.allocUnsafe(128);
   for (const name of names) {
     const fd = Number(name);
     if (fd <= 2 || keep.has(fd)) continue;
-    const flags = fdFlags(fd, buf);
+    const flags = fdFlags(fd);
     if (flags !== undefined && (flags & O_CLOEXEC) === 0) {
       try {
         closeSync(fd);
