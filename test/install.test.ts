@@ -113,7 +113,7 @@ t.test('make install PREFIX=...: executables, run-time modules, man pages; then 
     t.ok(lstatSync(link).isSymbolicLink(), `bin/${p} is a link`);
     t.equal(readlinkSync(link), `../lib/ucspi-tls-wrap/bin/${p}`, 'relative, so it holds wherever the tree is');
   }
-  t.same(readdirSync(join(prefix, 'lib/ucspi-tls-wrap/build')).sort(), [...programs.map((p) => `${p}.js`), 'compile-cache', 'ucspi-tls-server-spawner.js', 'ucspi-tls-server-worker.js', 'ucspi-tls-wrap-late.js', 'ucspi-tls-wrap-uncached.js', 'ucspi-tls-wrap-uncached-late.js'].sort(),
+  t.same(readdirSync(join(prefix, 'lib/ucspi-tls-wrap/build')).sort(), [...programs.map((p) => `${p}.js`), 'compile-cache', 'ucspi-tls-server-spawner.js', 'ucspi-tls-server-worker.js', 'ucspi-tls-wrap-uncached.js', 'ucspi-tls-wrap-uncached-late.js'].sort(),
     'per executable one file with its modules and minimist in it, the server\'s worker and the helper\'s compile cache: no node_modules, no tests');
   cacheFor(t, join(prefix, 'lib/ucspi-tls-wrap/build/compile-cache'));
   for (const p of programs) {
